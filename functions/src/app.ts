@@ -1,0 +1,80 @@
+import cors from "cors";
+import express, { Router, type Express } from "express";
+import helmet from "helmet";
+import type { Firestore } from "firebase-admin/firestore";
+import type { AppConfig } from "./config";
+import { createPasswordHasher } from "./auth/passwords";
+import { requireAuth } from "./auth/middleware";
+import { authRoutes } from "./auth/routes";
+import { AuthService } from "./auth/service";
+import { createSessionStore, type RevokeReason } from "./auth/sessions";
+import { createAccessTokens } from "./auth/tokens";
+import { systemClock, type Clock } from "./shared/clock";
+import { healthRoutes } from "./shared/health";
+import { errorHandler, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
+import { createLogger, type Logger } from "./shared/logger";
+import { FirestoreRateLimiter } from "./shared/rate-limit";
+import { offlinePresence, type PresenceDirectory } from "./users/presence";
+import { UserRepository } from "./users/repository";
+import { userRoutes } from "./users/routes";
+import { UserService } from "./users/service";
+
+/** Everything the app needs from outside; the Cloud Function, the local stack and tests each supply it. */
+export interface AppDeps {
+  db: Firestore;
+  config: AppConfig;
+  clock?: Clock;
+  logger?: Logger;
+  presence?: PresenceDirectory;
+  onSessionRevoked?: (sessionId: string, reason: RevokeReason) => void;
+}
+
+/** The domain services, built once and shared by the REST routes and (later) the realtime relay. */
+export function createServices(deps: AppDeps) {
+  const { db, config } = deps;
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  const users = new UserRepository(db);
+  const sessions = createSessionStore(db, clock, config.jwt.refreshTokenTtlSeconds);
+  const tokens = createAccessTokens(config.jwt, clock);
+  const userService = new UserService(users, deps.presence ?? offlinePresence, clock);
+  const auth = new AuthService({
+    users,
+    userService,
+    sessions,
+    tokens,
+    passwords: createPasswordHasher(config.bcryptCost),
+    limiter: new FirestoreRateLimiter(db, clock),
+    clock,
+    loginThrottle: config.loginThrottle,
+    onSessionRevoked: deps.onSessionRevoked,
+  });
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth };
+}
+
+export type Services = ReturnType<typeof createServices>;
+
+export function createApp(deps: AppDeps, services: Services = createServices(deps)): Express {
+  const { config, logger } = services;
+  const app = express();
+  app.set("trust proxy", config.trustProxyHops);
+  app.disable("x-powered-by");
+  app.disable("etag");
+
+  app.use(helmet());
+  app.use(cors({ origin: config.corsOrigins, credentials: true }));
+  app.use(requestLogger(logger));
+  app.use(requireJsonBody);
+  app.use(express.json({ limit: config.jsonBodyLimitBytes }));
+
+  const authenticated = requireAuth(services.tokens, services.sessions);
+  const api = Router();
+  api.use(healthRoutes(services.db));
+  api.use("/auth", authRoutes(services.auth, authenticated));
+  api.use("/users", authenticated, userRoutes(services.userService));
+  app.use("/api", api);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(logger));
+  return app;
+}

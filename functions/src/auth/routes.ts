@@ -1,0 +1,32 @@
+import { Router, type RequestHandler } from "express";
+import { requestContext } from "../shared/http";
+import { parseInput } from "../shared/validation";
+import { caller } from "./middleware";
+import { loginSchema, refreshSchema, registerSchema } from "./schema";
+import type { AuthService } from "./service";
+
+export function authRoutes(auth: AuthService, requireAuth: RequestHandler): Router {
+  const router = Router();
+
+  router.post("/register", async (req, res) => {
+    const result = await auth.register(parseInput(registerSchema, req.body));
+    res.status(201).json({ success: true, ...result });
+  });
+
+  router.post("/login", async (req, res) => {
+    const result = await auth.login(parseInput(loginSchema, req.body), requestContext(req, res).ip);
+    res.json({ success: true, ...result });
+  });
+
+  router.post("/refresh", async (req, res) => {
+    const result = await auth.refresh(parseInput(refreshSchema, req.body));
+    res.json({ success: true, ...result });
+  });
+
+  router.post("/logout", requireAuth, async (_req, res) => {
+    await auth.logout(caller(res).sessionId);
+    res.json({ success: true, message: "Logged out successfully" });
+  });
+
+  return router;
+}

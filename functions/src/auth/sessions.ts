@@ -1,0 +1,105 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import type { Clock } from "../shared/clock";
+import { errors } from "../shared/errors";
+import { COLLECTIONS } from "../shared/firestore";
+import { newId } from "../shared/ids";
+
+/**
+ * Sessions back both tokens. The access token names its session; the refresh token is
+ * `<sessionId>.<secret>` and only the SHA-256 of the current secret is stored. Refreshing rotates the
+ * secret; presenting an old one means the token was stolen or replayed, so the whole session is revoked.
+ */
+
+interface SessionRecord {
+  userId: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  revokedAt: Timestamp | null;
+  revokeReason?: string;
+  refreshTokenHash: string;
+}
+
+export type RevokeReason = "logout" | "refresh_token_reuse";
+
+export interface SessionStore {
+  create(userId: string): Promise<{ sessionId: string; refreshToken: string }>;
+  /** True when the session exists, belongs to the user, is not revoked and has not expired. */
+  isActive(sessionId: string, userId: string): Promise<boolean>;
+  rotate(refreshToken: string): Promise<{ userId: string; sessionId: string; refreshToken: string }>;
+  revoke(sessionId: string, reason: RevokeReason): Promise<void>;
+}
+
+const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
+const newSecret = () => randomBytes(32).toString("base64url");
+const SESSION_ID = /^sess_[A-Za-z0-9_-]{20,64}$/;
+
+export function createSessionStore(db: Firestore, clock: Clock, ttlSeconds: number): SessionStore {
+  const sessions = db.collection(COLLECTIONS.sessions);
+  const expiry = () => Timestamp.fromMillis(clock.now().getTime() + ttlSeconds * 1000);
+
+  return {
+    async create(userId) {
+      const sessionId = newId("sess");
+      const secret = newSecret();
+      const record: SessionRecord = {
+        userId,
+        createdAt: Timestamp.fromDate(clock.now()),
+        expiresAt: expiry(),
+        revokedAt: null,
+        refreshTokenHash: hashSecret(secret).toString("hex"),
+      };
+      await sessions.doc(sessionId).create(record);
+      return { sessionId, refreshToken: `${sessionId}.${secret}` };
+    },
+
+    async isActive(sessionId, userId) {
+      if (!SESSION_ID.test(sessionId)) return false;
+      const snapshot = await sessions.doc(sessionId).get();
+      const session = snapshot.data() as SessionRecord | undefined;
+      return (
+        session !== undefined &&
+        session.userId === userId &&
+        session.revokedAt === null &&
+        session.expiresAt.toMillis() > clock.now().getTime()
+      );
+    },
+
+    async rotate(refreshToken) {
+      const [sessionId, secret, ...rest] = refreshToken.split(".");
+      if (!sessionId || !secret || rest.length > 0 || !SESSION_ID.test(sessionId)) {
+        throw errors.unauthorized("Invalid refresh token");
+      }
+      const ref = sessions.doc(sessionId);
+      const nextSecret = newSecret();
+      // The transaction decides; the error is thrown after it commits, so a detected reuse stays revoked.
+      const outcome = await db.runTransaction(async (tx) => {
+        const session = (await tx.get(ref)).data() as SessionRecord | undefined;
+        if (!session || session.revokedAt !== null || session.expiresAt.toMillis() <= clock.now().getTime()) {
+          return { kind: "invalid" as const };
+        }
+        const presented = hashSecret(secret);
+        const current = Buffer.from(session.refreshTokenHash, "hex");
+        if (presented.length !== current.length || !timingSafeEqual(presented, current)) {
+          // A retried transaction whose first attempt already rotated finds our own new secret stored.
+          if (session.refreshTokenHash === hashSecret(nextSecret).toString("hex")) {
+            return { kind: "rotated" as const, userId: session.userId };
+          }
+          tx.update(ref, { revokedAt: Timestamp.fromDate(clock.now()), revokeReason: "refresh_token_reuse" });
+          return { kind: "reused" as const };
+        }
+        tx.update(ref, { refreshTokenHash: hashSecret(nextSecret).toString("hex"), expiresAt: expiry() });
+        return { kind: "rotated" as const, userId: session.userId };
+      });
+      if (outcome.kind === "invalid") throw errors.unauthorized("Invalid or expired refresh token");
+      if (outcome.kind === "reused") {
+        throw errors.unauthorized("Refresh token was already used; the session has been revoked");
+      }
+      return { userId: outcome.userId, sessionId, refreshToken: `${sessionId}.${nextSecret}` };
+    },
+
+    async revoke(sessionId, reason) {
+      await sessions.doc(sessionId).update({ revokedAt: Timestamp.fromDate(clock.now()), revokeReason: reason });
+    },
+  };
+}

@@ -1,0 +1,125 @@
+import { z } from "zod";
+
+/**
+ * Configuration comes from the environment, is validated once here, and is passed into createApp.
+ * README.md lists every variable; keep that table and this schema in step.
+ */
+
+export type RuntimeMode = "local" | "production" | "test";
+
+const intFrom = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const listFrom = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(",")
+        .map((item) => item.trim())
+        .filter((item) => item.length > 0),
+    );
+
+const envSchema = z.object({
+  FIREBASE_PROJECT_ID: z.string().min(1).optional(),
+  GCLOUD_PROJECT: z.string().min(1).optional(),
+  JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
+  JWT_ISSUER: z.string().min(1).default("e2ee-messenger"),
+  JWT_AUDIENCE: z.string().min(1).default("e2ee-messenger-client"),
+  ACCESS_TOKEN_TTL_SECONDS: intFrom(900, 30, 86_400),
+  REFRESH_TOKEN_TTL_SECONDS: intFrom(30 * 86_400, 300, 365 * 86_400),
+  BCRYPT_COST: intFrom(12, 4, 15),
+  CORS_ORIGINS: listFrom("http://localhost:5173"),
+  JSON_BODY_LIMIT_BYTES: intFrom(256 * 1024, 1024, 10 * 1024 * 1024),
+  LOGIN_ACCOUNT_LIMIT: intFrom(10, 1, 10_000),
+  LOGIN_ACCOUNT_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  LOGIN_IP_LIMIT: intFrom(50, 1, 100_000),
+  LOGIN_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  PORT: intFrom(3000, 0, 65_535),
+  HOST: z.string().min(1).default("localhost"),
+});
+
+export interface AppConfig {
+  mode: RuntimeMode;
+  projectId: string;
+  jwt: {
+    secret: string;
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+  };
+  bcryptCost: number;
+  corsOrigins: string[];
+  jsonBodyLimitBytes: number;
+  loginThrottle: {
+    perAccount: { limit: number; windowSeconds: number };
+    perIp: { limit: number; windowSeconds: number };
+  };
+  /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
+  trustProxyHops: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+  port: number;
+  host: string;
+}
+
+export const DEFAULT_LOCAL_PROJECT_ID = "demo-e2ee-messenger";
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Reads the configuration. `overrides.jwtSecret` is how an entry point supplies a secret that does not
+ * live in the environment (the local stack's generated one, or the Cloud Functions secret).
+ */
+export function loadConfig(
+  mode: RuntimeMode,
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { jwtSecret?: string } = {},
+): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  const vars = parsed.data;
+  const secret = overrides.jwtSecret ?? vars.JWT_SECRET;
+  if (!secret || secret.length < 32) {
+    throw new ConfigError(
+      mode === "production"
+        ? "JWT_SECRET is not configured: set it with `firebase functions:secrets:set JWT_SECRET` (at least 32 characters)."
+        : "JWT_SECRET must be at least 32 characters.",
+    );
+  }
+  const projectId =
+    vars.FIREBASE_PROJECT_ID ?? vars.GCLOUD_PROJECT ?? (mode === "production" ? undefined : DEFAULT_LOCAL_PROJECT_ID);
+  if (!projectId) throw new ConfigError("No Firebase project id: set FIREBASE_PROJECT_ID or GCLOUD_PROJECT.");
+
+  return {
+    mode,
+    projectId,
+    jwt: {
+      secret,
+      issuer: vars.JWT_ISSUER,
+      audience: vars.JWT_AUDIENCE,
+      accessTokenTtlSeconds: vars.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: vars.REFRESH_TOKEN_TTL_SECONDS,
+    },
+    bcryptCost: vars.BCRYPT_COST,
+    corsOrigins: vars.CORS_ORIGINS,
+    jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
+    loginThrottle: {
+      perAccount: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
+      perIp: { limit: vars.LOGIN_IP_LIMIT, windowSeconds: vars.LOGIN_IP_WINDOW_SECONDS },
+    },
+    // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
+    trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
+    logLevel: vars.LOG_LEVEL,
+    port: vars.PORT,
+    host: vars.HOST,
+  };
+}

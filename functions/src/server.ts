@@ -1,0 +1,103 @@
+/**
+ * The local stack (`npm start`): the Firestore emulator, then the same app the Cloud Function serves,
+ * on one port (API now, the Socket.IO relay beside it once it exists). Data is kept in DATA_DIR
+ * across restarts; Ctrl-C or SIGTERM exports it and stops everything.
+ */
+import { createServer, type Server } from "node:http";
+import { resolve } from "node:path";
+import { initializeApp } from "firebase-admin/app";
+import { getFirestore } from "firebase-admin/firestore";
+import { createApp, createServices } from "./app";
+import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
+import { EmulatorNotFoundError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
+import { localJwtSecret } from "./local/secret";
+import { createLogger } from "./shared/logger";
+
+const EXPORT_INTERVAL_MS = 60_000;
+
+export interface LocalStack {
+  server: Server;
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Promise<LocalStack> {
+  const dataDir = resolve(env.DATA_DIR ?? resolve(__dirname, "..", "..", ".data"));
+  const config = loadConfig("local", env, { jwtSecret: env.JWT_SECRET ?? localJwtSecret(dataDir) });
+  const logger = createLogger({ level: config.logLevel });
+
+  let emulator: RunningEmulator | undefined;
+  if (env.FIRESTORE_EMULATOR_HOST) {
+    logger.info("using the Firestore emulator at FIRESTORE_EMULATOR_HOST", { host: env.FIRESTORE_EMULATOR_HOST });
+  } else {
+    emulator = await startFirestoreEmulator({
+      projectId: config.projectId,
+      dataDir,
+      exportIntervalMs: EXPORT_INTERVAL_MS,
+      env,
+      log: (message) => logger.info(message),
+    });
+    process.env.FIRESTORE_EMULATOR_HOST = emulator.hostPort;
+    logger.info("Firestore emulator started", { host: emulator.hostPort, from: emulator.location.source, dataDir });
+  }
+
+  initializeApp({ projectId: config.projectId });
+  const deps = { db: getFirestore(), config, logger };
+  const services = createServices(deps);
+  const server = createServer(createApp(deps, services));
+  // The realtime relay attaches to this server here (same port as the API).
+
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolveListen());
+    });
+  } catch (error) {
+    await emulator?.stop();
+    throw error;
+  }
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+      await emulator?.stop();
+    })());
+
+  return { server, url, stop };
+}
+
+async function main(): Promise<void> {
+  const stack = await startLocalStack();
+  process.stdout.write(
+    `\nE2EE messenger backend running\n` +
+      `  API:       ${stack.url}/api   (VITE_API_BASE_URL)\n` +
+      `  Realtime:  ${stack.url.replace("http", "ws")}   (VITE_WS_URL)\n` +
+      `  Project:   ${process.env.FIREBASE_PROJECT_ID ?? DEFAULT_LOCAL_PROJECT_ID} on the Firestore emulator\n` +
+      `Press Ctrl-C to stop (data is kept).\n\n`,
+  );
+  const shutdown = (signal: string) => {
+    process.stdout.write(`\n${signal} received: saving data and stopping...\n`);
+    stack.stop().then(
+      () => process.exit(0),
+      (error: Error) => {
+        process.stderr.write(`Shutdown failed: ${error.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+if (require.main === module) {
+  main().catch((error: Error) => {
+    const known = error instanceof ConfigError || error instanceof EmulatorNotFoundError;
+    process.stderr.write(`\n${known ? error.message : error.stack}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,106 @@
+import { randomUUID } from "node:crypto";
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from "express";
+import { AppError, errors, toEnvelope } from "./errors";
+import type { Logger } from "./logger";
+
+/** What the domain needs to know about the caller's connection (throttling, audit). */
+export interface RequestContext {
+  ip: string;
+  requestId: string;
+}
+
+export function requestContext(req: Request, res: Response): RequestContext {
+  return { ip: req.ip ?? "unknown", requestId: String(res.locals.requestId ?? "") };
+}
+
+/**
+ * One structured line per request: method, route, status, duration. Never the body, the query string
+ * or headers: they carry tokens, passwords and ciphertext.
+ */
+export function requestLogger(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader("X-Request-Id", requestId);
+    res.on("finish", () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const fields = {
+        requestId,
+        method: req.method,
+        route: req.baseUrl + (req.route?.path ?? ""),
+        status: res.statusCode,
+        durationMs: Math.round(durationMs * 10) / 10,
+        userId: res.locals.auth?.userId,
+      };
+      if (res.statusCode >= 500) logger.error("request failed", fields);
+      else logger.info("request", fields);
+    });
+    next();
+  };
+}
+
+/** POST/PUT/PATCH bodies on JSON routes must be JSON: anything else is 415, not a confusing 400. */
+export const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  if (["POST", "PUT", "PATCH"].includes(req.method) && hasBody && !req.is("application/json")) {
+    next(new AppError("UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json"));
+    return;
+  }
+  next();
+};
+
+export const notFoundHandler: RequestHandler = (req, _res, next) => {
+  next(new AppError("NOT_FOUND", `No route for ${req.method} ${req.path}`));
+};
+
+interface BodyParserError extends Error {
+  type?: string;
+  status?: number;
+}
+
+/** Errors from express.json() and friends, mapped to the contract's codes. */
+function fromBodyParser(error: BodyParserError): AppError | undefined {
+  switch (error.type) {
+    case "entity.parse.failed":
+      return new AppError("VALIDATION_ERROR", "Request body is not valid JSON", { field: "body" });
+    case "entity.too.large":
+      return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return new AppError("UNSUPPORTED_MEDIA_TYPE", "Unsupported content encoding or charset");
+    case "request.aborted":
+    case "request.size.invalid":
+    case "stream.encoding.set":
+      return new AppError("VALIDATION_ERROR", "Request body could not be read", { field: "body" });
+    default:
+      return undefined;
+  }
+}
+
+/** The one place where errors become the envelope. Unknown errors are logged and answered as 500. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    let appError: AppError;
+    if (error instanceof AppError) {
+      appError = error;
+    } else {
+      const mapped = error instanceof Error ? fromBodyParser(error as BodyParserError) : undefined;
+      if (mapped) {
+        appError = mapped;
+      } else {
+        logger.error("unhandled error", {
+          requestId: res.locals.requestId,
+          error: error instanceof Error ? { name: error.name, message: error.message, stack: error.stack } : String(error),
+        });
+        appError = errors.internal();
+      }
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.set(appError.headers);
+    res.status(appError.status).json(toEnvelope(appError));
+  };
+}

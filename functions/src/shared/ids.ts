@@ -1,0 +1,18 @@
+import { randomBytes } from "node:crypto";
+
+/**
+ * Opaque, globally unique ids: a prefix like the guide's examples and 24 URL-safe random characters
+ * (144 bits), as the contract asks (at least 120 bits).
+ */
+export type IdPrefix = "user" | "msg" | "exchange" | "file" | "sess";
+
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${randomBytes(18).toString("base64url")}`;
+}
+
+/** The shape every id we mint has; ids from clients are checked against it before any lookup. */
+export const ID_PATTERN = /^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$/;
+
+export function isIdOf(prefix: IdPrefix, value: string): boolean {
+  return ID_PATTERN.test(value) && value.startsWith(`${prefix}_`);
+}

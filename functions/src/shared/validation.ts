@@ -1,0 +1,28 @@
+import { z } from "zod";
+import { AppError } from "./errors";
+import { ID_PATTERN, type IdPrefix } from "./ids";
+
+/**
+ * Parses client input with a zod schema; the first problem becomes a 400 VALIDATION_ERROR naming the
+ * field. Values are never echoed back: they may be passwords, keys or ciphertext.
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, source = "body"): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.length > 0 ? issue.path.map(String).join(".") : source;
+  const message = issue.path.length > 0 ? `${field}: ${issue.message}` : `Invalid ${source}: ${issue.message}`;
+  throw new AppError("VALIDATION_ERROR", message, { field });
+}
+
+/** A string field whose absence says "is required" and whose wrong type says so. */
+export function text() {
+  return z.string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") });
+}
+
+/** An id we minted, with the given prefix. Anything else never reaches a Firestore path. */
+export function idOf(prefix: IdPrefix) {
+  return text()
+    .regex(ID_PATTERN, `must be a ${prefix} id`)
+    .refine((value) => value.startsWith(`${prefix}_`), `must be a ${prefix} id`);
+}

@@ -1,0 +1,169 @@
+import { createHash } from "node:crypto";
+import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import { AppError } from "../shared/errors";
+import { COLLECTIONS } from "../shared/firestore";
+
+/** The only door to users, their uniqueness claims and their contacts (layout: shared/firestore.ts). */
+
+export interface UserRecord {
+  id: string;
+  email: string;
+  username: string;
+  usernameLower: string;
+  passwordHash: string;
+  publicKey: string;
+  createdAt: Date;
+  lastLogin: Date | null;
+  lastSeen: Date | null;
+}
+
+export interface ContactRecord {
+  user: UserRecord;
+  addedAt: Date;
+}
+
+export interface NewUser {
+  id: string;
+  email: string;
+  username: string;
+  passwordHash: string;
+  publicKey: string;
+  createdAt: Date;
+}
+
+const emailClaimId = (email: string) => createHash("sha256").update(email.toLowerCase()).digest("hex");
+
+type StoredUser = Omit<UserRecord, "id" | "createdAt" | "lastLogin" | "lastSeen"> & {
+  createdAt: Timestamp;
+  lastLogin: Timestamp | null;
+  lastSeen: Timestamp | null;
+};
+
+function fromStored(id: string, data: StoredUser): UserRecord {
+  return {
+    id,
+    email: data.email,
+    username: data.username,
+    usernameLower: data.usernameLower,
+    passwordHash: data.passwordHash,
+    publicKey: data.publicKey,
+    createdAt: data.createdAt.toDate(),
+    lastLogin: data.lastLogin?.toDate() ?? null,
+    lastSeen: data.lastSeen?.toDate() ?? null,
+  };
+}
+
+export class UserRepository {
+  private readonly users;
+  private readonly emails;
+  private readonly usernames;
+
+  constructor(private readonly db: Firestore) {
+    this.users = db.collection(COLLECTIONS.users);
+    this.emails = db.collection(COLLECTIONS.userEmails);
+    this.usernames = db.collection(COLLECTIONS.usernames);
+  }
+
+  /** Creates the user and claims its email and username in one transaction. */
+  async create(user: NewUser): Promise<UserRecord> {
+    const usernameLower = user.username.toLowerCase();
+    const stored: StoredUser = {
+      email: user.email,
+      username: user.username,
+      usernameLower,
+      passwordHash: user.passwordHash,
+      publicKey: user.publicKey,
+      createdAt: Timestamp.fromDate(user.createdAt),
+      lastLogin: null,
+      lastSeen: null,
+    };
+    const emailRef = this.emails.doc(emailClaimId(user.email));
+    const usernameRef = this.usernames.doc(usernameLower);
+    await this.db.runTransaction(async (tx) => {
+      const [emailClaim, usernameClaim] = await tx.getAll(emailRef, usernameRef);
+      // A retried transaction whose first attempt committed finds its own claims: that is success.
+      if (emailClaim!.exists && emailClaim!.get("userId") === user.id) return;
+      if (emailClaim!.exists) throw new AppError("EMAIL_TAKEN", "An account with this email already exists", { field: "email" });
+      if (usernameClaim!.exists) throw new AppError("USERNAME_TAKEN", "This username is taken", { field: "username" });
+      tx.create(this.users.doc(user.id), stored);
+      tx.create(emailRef, { userId: user.id });
+      tx.create(usernameRef, { userId: user.id });
+    });
+    return fromStored(user.id, stored);
+  }
+
+  async findById(userId: string): Promise<UserRecord | undefined> {
+    const snapshot = await this.users.doc(userId).get();
+    return snapshot.exists ? fromStored(snapshot.id, snapshot.data() as StoredUser) : undefined;
+  }
+
+  async findByEmail(email: string): Promise<UserRecord | undefined> {
+    const claim = await this.emails.doc(emailClaimId(email)).get();
+    const userId = claim.get("userId") as string | undefined;
+    return userId ? this.findById(userId) : undefined;
+  }
+
+  async findByUsername(username: string): Promise<UserRecord | undefined> {
+    const claim = await this.usernames.doc(username.toLowerCase()).get();
+    const userId = claim.get("userId") as string | undefined;
+    return userId ? this.findById(userId) : undefined;
+  }
+
+  async recordLogin(userId: string, at: Date): Promise<void> {
+    const when = Timestamp.fromDate(at);
+    await this.users.doc(userId).update({ lastLogin: when, lastSeen: when });
+  }
+
+  /** Users whose username starts with `prefix` (case-insensitive), in username order. */
+  async searchByUsernamePrefix(prefix: string, limit: number): Promise<UserRecord[]> {
+    const lower = prefix.toLowerCase();
+    const snapshot = await this.users
+      .where("usernameLower", ">=", lower)
+      .where("usernameLower", "<", lower + "\uf8ff")
+      .orderBy("usernameLower")
+      .limit(limit)
+      .get();
+    return snapshot.docs.map((doc) => fromStored(doc.id, doc.data() as StoredUser));
+  }
+
+  private contactsOf(userId: string) {
+    return this.users.doc(userId).collection(COLLECTIONS.contacts);
+  }
+
+  async listContacts(userId: string): Promise<ContactRecord[]> {
+    const links = await this.contactsOf(userId).orderBy("addedAt").get();
+    if (links.empty) return [];
+    const userDocs = await this.db.getAll(...links.docs.map((link) => this.users.doc(link.id)));
+    const addedAt = new Map(links.docs.map((link) => [link.id, (link.get("addedAt") as Timestamp).toDate()]));
+    return userDocs
+      .filter((doc) => doc.exists)
+      .map((doc) => ({ user: fromStored(doc.id, doc.data() as StoredUser), addedAt: addedAt.get(doc.id)! }));
+  }
+
+  async countContacts(userId: string): Promise<number> {
+    const snapshot = await this.contactsOf(userId).count().get();
+    return snapshot.data().count;
+  }
+
+  /** Adds the link; false when it already existed. */
+  async addContact(userId: string, contactUserId: string, at: Date): Promise<boolean> {
+    try {
+      await this.contactsOf(userId).doc(contactUserId).create({ addedAt: Timestamp.fromDate(at) });
+      return true;
+    } catch (error) {
+      if ((error as { code?: number }).code === 6 /* ALREADY_EXISTS */) return false;
+      throw error;
+    }
+  }
+
+  /** Removes the link; false when there was none. */
+  async removeContact(userId: string, contactUserId: string): Promise<boolean> {
+    const ref = this.contactsOf(userId).doc(contactUserId);
+    return this.db.runTransaction(async (tx) => {
+      const link = await tx.get(ref);
+      if (!link.exists) return false;
+      tx.delete(ref);
+      return true;
+    });
+  }
+}

@@ -1,0 +1,36 @@
+import { Router } from "express";
+import { caller } from "../auth/middleware";
+import { parseInput } from "../shared/validation";
+import { addContactSchema, contactParamsSchema, searchQuerySchema } from "./schema";
+import type { UserService } from "./service";
+
+/** Every route here is mounted behind requireAuth. */
+export function userRoutes(users: UserService): Router {
+  const router = Router();
+
+  router.get("/profile", async (_req, res) => {
+    res.json({ success: true, user: await users.profile(caller(res).userId) });
+  });
+
+  router.get("/contacts", async (_req, res) => {
+    res.json({ success: true, contacts: await users.contacts(caller(res).userId) });
+  });
+
+  router.post("/add-contact", async (req, res) => {
+    const { username } = parseInput(addContactSchema, req.body);
+    res.status(201).json({ success: true, contact: await users.addContact(caller(res).userId, username) });
+  });
+
+  router.delete("/contacts/:contactId", async (req, res) => {
+    const { contactId } = parseInput(contactParamsSchema, req.params, "params");
+    await users.removeContact(caller(res).userId, contactId);
+    res.json({ success: true, message: "Contact removed" });
+  });
+
+  router.get("/search", async (req, res) => {
+    const { q, limit } = parseInput(searchQuerySchema, req.query, "query");
+    res.json({ success: true, users: await users.search(caller(res).userId, q, limit) });
+  });
+
+  return router;
+}

@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { idOf, text } from "../shared/validation";
+import { usernameSchema } from "../auth/schema";
+
+export const addContactSchema = z.object({ username: usernameSchema });
+export type AddContactInput = z.infer<typeof addContactSchema>;
+
+export const contactParamsSchema = z.object({ contactId: idOf("user") });
+
+export const SEARCH_DEFAULT_LIMIT = 10;
+export const SEARCH_MAX_LIMIT = 25;
+
+export const searchQuerySchema = z.object({
+  q: text()
+    .min(1, "is required")
+    .max(30, "must be at most 30 characters")
+    .regex(/^[A-Za-z0-9_]+$/, "must be letters, digits or underscores"),
+  limit: z.coerce
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(1, "must be at least 1")
+    .max(SEARCH_MAX_LIMIT, `must be at most ${SEARCH_MAX_LIMIT}`)
+    .default(SEARCH_DEFAULT_LIMIT),
+});
+export type SearchQuery = z.infer<typeof searchQuerySchema>;
