@@ -17,6 +17,15 @@ const MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore
 const SDK_RELATIVE_JAR = join("platform", "cloud-firestore-emulator", "cloud-firestore-emulator.jar");
 const SNAPSHOT_NAME = "snapshot";
 
+/** Runs "$@" (the JVM) and stops it when the owner ($1) is gone or when told to (TERM/INT). */
+const WATCHDOG = `owner=$1; shift
+"$@" &
+jvm=$!
+trap 'kill -TERM $jvm 2>/dev/null; wait $jvm; exit 0' TERM INT
+while kill -0 "$owner" 2>/dev/null && kill -0 "$jvm" 2>/dev/null; do sleep 1; done
+kill -TERM $jvm 2>/dev/null
+wait $jvm`;
+
 export interface EmulatorLocation {
   jar: string;
   source: "FIRESTORE_EMULATOR_JAR" | "Google Cloud SDK" | "firebase-tools cache";
@@ -227,7 +236,13 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   if (metadata && existsSync(metadata)) args.push(`--seed_from_export=${metadata}`);
 
   // Its own process group: Ctrl-C in a terminal must not kill the JVM before we have exported.
-  const child = spawn(java, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
+  // A small shell watchdog stops the JVM within a second if this process dies without stop()
+  // (even by SIGKILL), so no emulator outlives its owner.
+  const child = spawn("/bin/sh", ["-c", WATCHDOG, "watchdog", String(process.pid), java, ...args], {
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env,
+  });
   const recent: string[] = [];
   const remember = (chunk: Buffer) => {
     recent.push(...chunk.toString("utf8").split("\n").filter(Boolean));

@@ -22,13 +22,26 @@ export function requestLogger(logger: Logger): RequestHandler {
     const started = process.hrtime.bigint();
     const requestId = randomUUID();
     res.locals.requestId = requestId;
+    // The router restores req.baseUrl when an error leaves a sub-router, so "baseUrl + route.path" read at
+    // "finish" would say "/login" for a failed login. Take the full pattern when the route is matched.
+    let matchedRoute: string | undefined;
+    let route: unknown;
+    Object.defineProperty(req, "route", {
+      configurable: true,
+      enumerable: true,
+      get: () => route,
+      set: (value: { path?: unknown } | undefined) => {
+        route = value;
+        if (typeof value?.path === "string") matchedRoute = req.baseUrl + value.path;
+      },
+    });
     res.setHeader("X-Request-Id", requestId);
     res.on("finish", () => {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const fields = {
         requestId,
         method: req.method,
-        route: req.baseUrl + (req.route?.path ?? ""),
+        route: matchedRoute ?? "",
         status: res.statusCode,
         durationMs: Math.round(durationMs * 10) / 10,
         userId: res.locals.auth?.userId,
@@ -78,6 +91,23 @@ function fromBodyParser(error: BodyParserError): AppError | undefined {
   }
 }
 
+/**
+ * Other client errors Express itself raises: a path parameter that is not valid percent-encoding (the
+ * router's URIError, status 400) and body-parser's http-errors marked `expose` (a compressed body that does
+ * not inflate). They are the client's fault, never 500. Errors from Google clients also carry a `status`,
+ * but neither of these marks, so they still become 500.
+ */
+function fromClientError(error: BodyParserError & { expose?: boolean }): AppError | undefined {
+  if (error instanceof URIError && error.status === 400) {
+    return new AppError("VALIDATION_ERROR", "Request path is not valid percent-encoding", { field: "path" });
+  }
+  const status = error.status;
+  if (error.expose !== true || typeof status !== "number" || status < 400 || status > 499) return undefined;
+  if (status === 413) return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
+  if (status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "Unsupported content type or encoding");
+  return new AppError("VALIDATION_ERROR", "Request body could not be read", { field: "body" });
+}
+
 /** The one place where errors become the envelope. Unknown errors are logged and answered as 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, _req: Request, res: Response, _next: NextFunction) => {
@@ -85,7 +115,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (error instanceof AppError) {
       appError = error;
     } else {
-      const mapped = error instanceof Error ? fromBodyParser(error as BodyParserError) : undefined;
+      const mapped =
+        error instanceof Error ? (fromBodyParser(error as BodyParserError) ?? fromClientError(error as BodyParserError)) : undefined;
       if (mapped) {
         appError = mapped;
       } else {

@@ -1,0 +1,209 @@
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { createServer, type Server } from "node:http";
+import { deleteApp, initializeApp } from "firebase-admin/app";
+import { getFirestore, type Firestore } from "firebase-admin/firestore";
+import { inject } from "vitest";
+import { createApp, createServices, type Services } from "../../functions/src/app";
+import { loadConfig, type AppConfig } from "../../functions/src/config";
+import type { Clock } from "../../functions/src/shared/clock";
+import { createLogger } from "../../functions/src/shared/logger";
+
+/** A clock tests can move: starts at real time, then only moves when told. */
+export class TestClock implements Clock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent as "Authorization: Bearer <token>". */
+  token?: string;
+  headers?: Record<string, string>;
+  /** A raw body sent as is (with its own Content-Type in headers). */
+  rawBody?: string | Buffer;
+}
+
+export interface TestApp {
+  baseUrl: string;
+  /** The Firestore project this app works in; pass it to another startTestApp to share the data. */
+  projectId: string;
+  db: Firestore;
+  config: AppConfig;
+  services: Services;
+  clock: TestClock;
+  /** Every log line the app wrote, parsed. */
+  logs: string[];
+  request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
+  close(): Promise<void>;
+}
+
+const TEST_ENV = {
+  BCRYPT_COST: "4",
+  JWT_SECRET: "test-secret-that-is-long-enough-0123456789",
+  LOG_LEVEL: "debug",
+};
+
+export interface StartOptions {
+  /**
+   * Work in this Firestore project instead of a fresh one, e.g. another app's `projectId`, to run two
+   * instances against one database. Closing any of them clears the project's data.
+   */
+  projectId?: string;
+}
+
+/**
+ * The real app over real HTTP against the real emulator, in a Firestore project of its own
+ * (so test files are isolated from each other). `env` overrides configuration variables.
+ */
+export async function startTestApp(env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestApp> {
+  process.env.FIRESTORE_EMULATOR_HOST ??= inject("firestoreEmulatorHost");
+  const projectId = options.projectId ?? `demo-test-${randomBytes(6).toString("hex")}`;
+  // Firebase app names must be unique per process, even when two apps share a project.
+  const firebaseApp = initializeApp({ projectId }, `${projectId}-${randomBytes(4).toString("hex")}`);
+  const db = getFirestore(firebaseApp);
+  const config = loadConfig("test", { ...TEST_ENV, FIREBASE_PROJECT_ID: projectId, ...env });
+  const clock = new TestClock();
+  const logs: string[] = [];
+  const logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
+  const deps = { db, config, clock, logger };
+  const services = createServices(deps);
+  const server: Server = createServer(createApp(deps, services));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    baseUrl,
+    projectId,
+    db,
+    config,
+    services,
+    clock,
+    logs,
+    async request(method, path, options = {}) {
+      const headers: Record<string, string> = { ...options.headers };
+      let body: string | Buffer | undefined;
+      if (options.rawBody !== undefined) {
+        body = options.rawBody;
+      } else if (options.body !== undefined) {
+        headers["Content-Type"] ??= "application/json";
+        body = JSON.stringify(options.body);
+      }
+      if (options.token !== undefined) headers.Authorization = `Bearer ${options.token}`;
+      const response = await fetch(baseUrl + path, { method, headers, body });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // not JSON: keep the text so the assertion shows it
+      }
+      return { status: response.status, headers: response.headers, body: parsed as any };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await fetch(
+        `http://${process.env.FIRESTORE_EMULATOR_HOST}/emulator/v1/projects/${projectId}/databases/(default)/documents`,
+        { method: "DELETE" },
+      ).catch(() => undefined);
+      await deleteApp(firebaseApp);
+    },
+  };
+}
+
+export type Curve = "P-256" | "P-384";
+
+/** A PEM SPKI public key as the browser exports it (Web Crypto spki, wrapped in PEM). */
+export function newPublicKeyPem(curve: Curve = "P-256"): string {
+  const { publicKey } = generateKeyPairSync("ec", { namedCurve: curve === "P-256" ? "prime256v1" : "secp384r1" });
+  return publicKey.export({ type: "spki", format: "pem" }).toString();
+}
+
+let userCounter = 0;
+
+export interface RegisteredUser {
+  id: string;
+  email: string;
+  username: string;
+  password: string;
+  publicKey: string;
+  token: string;
+  refreshToken: string;
+}
+
+/** Registers a fresh user through the API and returns what the client would hold. */
+export async function registerUser(app: TestApp, overrides: Partial<Record<"email" | "username" | "password" | "publicKey", string>> = {}): Promise<RegisteredUser> {
+  userCounter += 1;
+  const suffix = `${process.pid}_${userCounter}_${randomBytes(2).toString("hex")}`;
+  const input = {
+    email: `user${suffix}@example.com`,
+    username: `u${suffix}`.slice(0, 30),
+    password: "correct horse battery staple",
+    publicKey: newPublicKeyPem(),
+    ...overrides,
+  };
+  const response = await app.request("POST", "/api/auth/register", { body: input });
+  if (response.status !== 201) throw new Error(`register failed: ${response.status} ${JSON.stringify(response.body)}`);
+  return {
+    ...input,
+    id: response.body.user.id,
+    email: response.body.user.email,
+    token: response.body.token,
+    refreshToken: response.body.refreshToken,
+  };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: import("node:http").IncomingHttpHeaders;
+  /** The body as text. */
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  body: any;
+}
+
+/**
+ * A request over node:http with the path sent byte for byte (fetch would normalise "..", "%2e%2e" and the
+ * like) and with full control of the headers (Content-Length, Transfer-Encoding, Content-Encoding).
+ */
+export async function rawRequest(
+  app: Pick<TestApp, "baseUrl">,
+  method: string,
+  path: string,
+  options: { headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  const { request } = await import("node:http");
+  const url = new URL(app.baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path, headers: options.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let body: unknown;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
+      });
+    });
+    req.on("error", reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
