@@ -10,6 +10,9 @@ import { AuthService } from "./auth/service";
 import { createSessionStore, type RevokeReason } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
 import { systemClock, type Clock } from "./shared/clock";
+import { MessageRepository } from "./messages/repository";
+import { messageRoutes } from "./messages/routes";
+import { MessageSender } from "./messages/send";
 import { healthRoutes } from "./shared/health";
 import { errorHandler, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
@@ -49,7 +52,9 @@ export function createServices(deps: AppDeps) {
     loginThrottle: config.loginThrottle,
     onSessionRevoked: deps.onSessionRevoked,
   });
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth };
+  const messages = new MessageRepository(db);
+  const sender = new MessageSender(messages, clock, config.sendRate);
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -72,6 +77,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use(healthRoutes(services.db));
   api.use("/auth", authRoutes(services.auth, authenticated));
   api.use("/users", authenticated, userRoutes(services.userService));
+  api.use("/messages", authenticated, messageRoutes(services.sender, services.messages));
   app.use("/api", api);
 
   app.use(notFoundHandler);

@@ -36,6 +36,8 @@ const envSchema = z.object({
   LOGIN_ACCOUNT_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   LOGIN_IP_LIMIT: intFrom(50, 1, 100_000),
   LOGIN_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  SEND_RATE_BURST: intFrom(60, 1, 100_000),
+  SEND_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(1),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   PORT: intFrom(3000, 0, 65_535),
@@ -59,6 +61,8 @@ export interface AppConfig {
     perAccount: { limit: number; windowSeconds: number };
     perIp: { limit: number; windowSeconds: number };
   };
+  /** Per sender→receiver pair: a burst, then a steady rate (Signal's shape). */
+  sendRate: { burst: number; refillPerSecond: number };
   /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
   trustProxyHops: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -116,6 +120,7 @@ export function loadConfig(
       perAccount: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
       perIp: { limit: vars.LOGIN_IP_LIMIT, windowSeconds: vars.LOGIN_IP_WINDOW_SECONDS },
     },
+    sendRate: { burst: vars.SEND_RATE_BURST, refillPerSecond: vars.SEND_RATE_PER_SECOND },
     // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
     trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
     logLevel: vars.LOG_LEVEL,

@@ -41,6 +41,8 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
     logger.info("Firestore emulator started", { host: emulator.hostPort, from: emulator.location.source, dataDir });
   }
 
+  // Nothing here runs on Google Cloud: stop google-auth-library from probing for a metadata server.
+  process.env.METADATA_SERVER_DETECTION ??= "none";
   initializeApp({ projectId: config.projectId });
   const deps = { db: getFirestore(), config, logger };
   const services = createServices(deps);

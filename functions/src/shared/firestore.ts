@@ -12,6 +12,13 @@ import type { Firestore } from "firebase-admin/firestore";
  * usernames/{usernameLower}           userId: uniqueness claim on the username
  * sessions/{sessionId}                userId, createdAt, expiresAt (TTL), revokedAt, refreshTokenHash,
  *                                     revokeReason
+ * messages/{messageId}               senderId, receiverId, conversationId (both ids sorted, "__"),
+ *                                     encryptedContent, iv, authTag, nonce, signature, messageType,
+ *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt
+ * pairCounters/{senderId__receiverId} lastSequence, lastTimestampMs, tokens, tokensAtMs: the pair's
+ *                                     sequence counter and its send-rate bucket, advanced in the
+ *                                     same transaction that stores the message
+ * nonces/{sha256(senderId, nonce)}    senderId, messageId, expiresAt (TTL): nonces already used
  * rateLimits/{sha256(bucket key)}     tokens, updatedAtMs, expiresAt (TTL): token buckets shared by
  *                                     every instance
  *
@@ -25,6 +32,9 @@ export const COLLECTIONS = {
   usernames: "usernames",
   sessions: "sessions",
   rateLimits: "rateLimits",
+  messages: "messages",
+  pairCounters: "pairCounters",
+  nonces: "nonces",
 } as const;
 
 export type { Firestore };

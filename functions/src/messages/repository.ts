@@ -1,0 +1,183 @@
+import { createHash } from "node:crypto";
+import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
+import { AppError, errors } from "../shared/errors";
+import { COLLECTIONS } from "../shared/firestore";
+import type { RateLimitDecision } from "../shared/rate-limit";
+import { conversationIdOf, pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
+
+/** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
+
+export interface MessageDraft {
+  /** Minted before the transaction, so a retried attempt can recognise its own earlier commit. */
+  messageId: string;
+  senderId: string;
+  receiverId: string;
+  encryptedContent: string;
+  iv: string;
+  authTag: string;
+  nonce: string;
+  signature: string;
+  messageType: string;
+  clientTimestamp: string;
+  /** What the client asked for; absent means "the next one". */
+  requestedSequence?: number;
+}
+
+export interface SendRatePolicy {
+  burst: number;
+  refillPerSecond: number;
+}
+
+/** The pair counter document: the last number used, and the pair's send-rate bucket. */
+interface PairCounter {
+  lastSequence: number;
+  lastTimestampMs: number;
+  tokens: number;
+  tokensAtMs: number;
+}
+
+export interface AppendResult {
+  record: MessageRecord;
+  rateLimit: RateLimitDecision;
+}
+
+/** How long a nonce is remembered: past this, the timestamp window refuses a replay anyway. */
+const NONCE_RETENTION_MS = 15 * 60 * 1000;
+
+const nonceDocId = (senderId: string, nonce: string) =>
+  createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
+
+function takeToken(pair: PairCounter | undefined, nowMs: number, policy: SendRatePolicy) {
+  const elapsedSeconds = pair ? Math.max(0, nowMs - pair.tokensAtMs) / 1000 : 0;
+  const available = pair ? Math.min(policy.burst, pair.tokens + elapsedSeconds * policy.refillPerSecond) : policy.burst;
+  const allowed = available >= 1;
+  const tokens = allowed ? available - 1 : available;
+  const decision: RateLimitDecision = {
+    allowed,
+    limit: policy.burst,
+    remaining: Math.floor(tokens),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / policy.refillPerSecond)),
+    resetSeconds: Math.ceil((policy.burst - tokens) / policy.refillPerSecond),
+  };
+  return { tokens, decision };
+}
+
+export class MessageRepository {
+  private readonly messages;
+  private readonly pairs;
+  private readonly nonces;
+  private readonly users;
+
+  constructor(private readonly db: Firestore) {
+    this.messages = db.collection(COLLECTIONS.messages);
+    this.pairs = db.collection(COLLECTIONS.pairCounters);
+    this.nonces = db.collection(COLLECTIONS.nonces);
+    this.users = db.collection(COLLECTIONS.users);
+  }
+
+  /**
+   * Stores one message in one transaction with its pair counter and its nonce record: all three
+   * commit or none does. Every refusal (unknown receiver, replayed nonce or sequence number, rate)
+   * throws before anything is written.
+   */
+  async append(draft: MessageDraft, now: () => Date, rate: SendRatePolicy): Promise<AppendResult> {
+    const pairRef = this.pairs.doc(pairIdOf(draft.senderId, draft.receiverId));
+    const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
+    const receiverRef = this.users.doc(draft.receiverId);
+    const messageRef = this.messages.doc(draft.messageId);
+
+    return this.db.runTransaction(async (tx) => {
+      const [pairSnap, nonceSnap, receiverSnap, existing] = await tx.getAll(pairRef, nonceRef, receiverRef, messageRef);
+      const nowMs = now().getTime();
+      const pair = pairSnap!.data() as PairCounter | undefined;
+
+      // The SDK may retry an attempt that did commit: finding our own message means it is stored.
+      if (existing!.exists) {
+        const { decision } = takeToken(pair, nowMs, rate);
+        return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision };
+      }
+      if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
+
+      const { tokens, decision } = takeToken(pair, nowMs, rate);
+      if (!decision.allowed) {
+        throw errors.rateLimited(decision.retryAfterSeconds, {
+          "RateLimit-Limit": String(decision.limit),
+          "RateLimit-Remaining": "0",
+          "RateLimit-Reset": String(decision.resetSeconds),
+        });
+      }
+      if (nonceSnap!.exists) {
+        throw new AppError("REPLAY_DETECTED", "This nonce was already used", { field: "nonce" });
+      }
+      const lastSequence = pair?.lastSequence ?? 0;
+      const sequenceNumber = draft.requestedSequence ?? lastSequence + 1;
+      if (sequenceNumber <= lastSequence) {
+        throw new AppError(
+          "REPLAY_DETECTED",
+          `sequenceNumber must be greater than ${lastSequence}, the last one stored for this conversation`,
+          { field: "sequenceNumber", lastSequenceNumber: lastSequence },
+        );
+      }
+      // Server time, but never earlier than the pair's previous message (clocks of instances differ):
+      // ordering by timestamp then agrees with sequenceNumber.
+      const timestampMs = Math.max(nowMs, pair?.lastTimestampMs ?? 0);
+
+      const stored: StoredMessage = {
+        senderId: draft.senderId,
+        receiverId: draft.receiverId,
+        conversationId: conversationIdOf(draft.senderId, draft.receiverId),
+        encryptedContent: draft.encryptedContent,
+        iv: draft.iv,
+        authTag: draft.authTag,
+        nonce: draft.nonce,
+        signature: draft.signature,
+        messageType: draft.messageType,
+        sequenceNumber,
+        timestamp: Timestamp.fromMillis(timestampMs),
+        clientTimestamp: draft.clientTimestamp,
+        deliveredAt: null,
+      };
+      const counter: PairCounter = { lastSequence: sequenceNumber, lastTimestampMs: timestampMs, tokens, tokensAtMs: nowMs };
+      tx.set(pairRef, counter);
+      tx.create(messageRef, stored);
+      tx.create(nonceRef, {
+        senderId: draft.senderId,
+        messageId: draft.messageId,
+        expiresAt: Timestamp.fromMillis(nowMs + NONCE_RETENTION_MS),
+      });
+      return { record: toMessageRecord(draft.messageId, stored), rateLimit: decision };
+    });
+  }
+
+  async findById(messageId: string): Promise<(StoredMessage & { id: string }) | undefined> {
+    const snapshot = await this.messages.doc(messageId).get();
+    return snapshot.exists ? { id: snapshot.id, ...(snapshot.data() as StoredMessage) } : undefined;
+  }
+
+  private conversation(userA: string, userB: string): Query {
+    return this.messages.where("conversationId", "==", conversationIdOf(userA, userB));
+  }
+
+  /**
+   * One page of a conversation, newest first: `limit` messages after the cursor message (exclusive)
+   * and `offset` skipped ones. Ordered by server time, ties by sequence number then id.
+   */
+  async page(userA: string, userB: string, options: { limit: number; offset: number; beforeId?: string }) {
+    let query = this.conversation(userA, userB).orderBy("timestamp", "desc").orderBy("sequenceNumber", "desc");
+    if (options.beforeId) {
+      const cursor = await this.messages.doc(options.beforeId).get();
+      const data = cursor.data() as StoredMessage | undefined;
+      if (!data || data.conversationId !== conversationIdOf(userA, userB)) {
+        throw new AppError("NOT_FOUND", "The `before` message is not in this conversation", { field: "before" });
+      }
+      query = query.startAfter(cursor);
+    }
+    if (options.offset > 0) query = query.offset(options.offset);
+    const snapshot = await query.limit(options.limit + 1).get();
+    return snapshot.docs.map((doc) => toMessageRecord(doc.id, doc.data() as StoredMessage));
+  }
+
+  async countConversation(userA: string, userB: string): Promise<number> {
+    return (await this.conversation(userA, userB).count().get()).data().count;
+  }
+}

@@ -1,0 +1,60 @@
+import type { Clock } from "../shared/clock";
+import { AppError } from "../shared/errors";
+import { newId } from "../shared/ids";
+import { KeyedQueue } from "../shared/keyed-queue";
+import { pairIdOf } from "./record";
+import type { AppendResult, MessageRepository, SendRatePolicy } from "./repository";
+import type { SendMessageInput } from "./schema";
+
+/** The contract's window for a client timestamp: at most 5 minutes old, at most 60 s ahead. */
+export const MAX_CLIENT_TIMESTAMP_AGE_MS = 5 * 60 * 1000;
+export const MAX_CLIENT_TIMESTAMP_LEAD_MS = 60 * 1000;
+
+/**
+ * The one send flow, shared by REST and the realtime relay: check the clock window, then store the
+ * message, its pair counter and its nonce in one transaction. Sends of one pair are serialized in this
+ * process (they would only contend for the counter); other instances are kept honest by the
+ * transaction itself.
+ */
+export class MessageSender {
+  private readonly pairQueue = new KeyedQueue();
+
+  constructor(
+    private readonly messages: MessageRepository,
+    private readonly clock: Clock,
+    private readonly rate: SendRatePolicy,
+  ) {}
+
+  async send(senderId: string, input: SendMessageInput): Promise<AppendResult> {
+    if (input.receiverId === senderId) {
+      throw new AppError("VALIDATION_ERROR", "receiverId: you cannot send a message to yourself", { field: "receiverId" });
+    }
+    this.checkClientTimestamp(input.timestamp);
+    const draft = {
+      messageId: newId("msg"),
+      senderId,
+      receiverId: input.receiverId,
+      encryptedContent: input.encryptedContent,
+      iv: input.iv,
+      authTag: input.authTag,
+      nonce: input.nonce,
+      signature: input.signature,
+      messageType: input.messageType,
+      clientTimestamp: input.timestamp,
+      requestedSequence: input.sequenceNumber,
+    };
+    return this.pairQueue.run(pairIdOf(senderId, input.receiverId), () =>
+      this.messages.append(draft, () => this.clock.now(), this.rate),
+    );
+  }
+
+  private checkClientTimestamp(timestamp: string): void {
+    const skew = this.clock.now().getTime() - Date.parse(timestamp);
+    if (skew > MAX_CLIENT_TIMESTAMP_AGE_MS) {
+      throw new AppError("STALE_TIMESTAMP", "timestamp is more than 5 minutes old", { field: "timestamp" });
+    }
+    if (skew < -MAX_CLIENT_TIMESTAMP_LEAD_MS) {
+      throw new AppError("STALE_TIMESTAMP", "timestamp is more than 60 seconds in the future", { field: "timestamp" });
+    }
+  }
+}
