@@ -1,0 +1,195 @@
+// Benchmark: message sends through the API against bare Admin SDK transactions of the same shape,
+// both on one Firestore emulator, in one run. Prints throughput, p50/p99 latency and the ratios.
+//
+//   npm run bench:messages            (builds first)
+//   PAIRS=50 PER_PAIR=20 ONE_PAIR=60 npm run bench:messages
+import { createHash, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import { initializeApp } from "firebase-admin/app";
+import { getFirestore, Timestamp } from "firebase-admin/firestore";
+import lib from "./lib.cjs";
+
+const { createApp, createServices, loadConfig, startFirestoreEmulator, newId } = lib;
+const PAIRS = Number(process.env.PAIRS ?? 50);
+const PER_PAIR = Number(process.env.PER_PAIR ?? 20);
+const ONE_PAIR = Number(process.env.ONE_PAIR ?? 60);
+
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+function summarize(name, latencies, elapsedMs, failures) {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    name,
+    ok: latencies.length,
+    failed: failures,
+    perSecond: (latencies.length / elapsedMs) * 1000,
+    p50: percentile(sorted, 50) ?? NaN,
+    p99: percentile(sorted, 99) ?? NaN,
+  };
+}
+
+async function timed(task) {
+  const started = performance.now();
+  try {
+    await task();
+    return { ms: performance.now() - started, ok: true };
+  } catch (error) {
+    return { ms: performance.now() - started, ok: false, error };
+  }
+}
+
+/** `lanes` concurrent loops of `perLane` operations each. */
+async function run(name, lanes, perLane, operation) {
+  const latencies = [];
+  let failures = 0;
+  let firstError;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      for (let i = 0; i < perLane; i++) {
+        const result = await timed(() => operation(lane, i));
+        if (result.ok) latencies.push(result.ms);
+        else {
+          failures += 1;
+          firstError ??= result.error;
+        }
+      }
+    }),
+  );
+  const summary = summarize(name, latencies, performance.now() - started, failures);
+  if (firstError) summary.firstError = String(firstError.message ?? firstError).slice(0, 160);
+  return summary;
+}
+
+const body = (receiverId) => ({
+  receiverId,
+  encryptedContent: randomBytes(256).toString("base64"),
+  iv: randomBytes(12).toString("base64"),
+  authTag: randomBytes(16).toString("base64"),
+  nonce: randomBytes(16).toString("base64"),
+  timestamp: new Date().toISOString(),
+  signature: randomBytes(64).toString("base64"),
+  messageType: "text",
+});
+
+/** The same transaction the API runs, written directly: 4 reads, counter set, message and nonce create. */
+async function bareSend(db, senderId, receiverId) {
+  const input = body(receiverId);
+  const messageId = newId("msg");
+  const pairRef = db.collection("pairCounters").doc(`${senderId}__${receiverId}`);
+  const nonceRef = db.collection("nonces").doc(createHash("sha256").update(`${senderId}\n${input.nonce}`).digest("hex"));
+  const receiverRef = db.collection("users").doc(receiverId);
+  const messageRef = db.collection("messages").doc(messageId);
+  await db.runTransaction(async (tx) => {
+    const [pair, , , existing] = await tx.getAll(pairRef, nonceRef, receiverRef, messageRef);
+    if (existing.exists) return;
+    const now = Date.now();
+    const sequenceNumber = (pair.data()?.lastSequence ?? 0) + 1;
+    tx.set(pairRef, { lastSequence: sequenceNumber, lastTimestampMs: now, tokens: 60, tokensAtMs: now });
+    tx.create(messageRef, {
+      senderId,
+      receiverId,
+      conversationId: [senderId, receiverId].sort().join("__"),
+      ...input,
+      clientTimestamp: input.timestamp,
+      sequenceNumber,
+      timestamp: Timestamp.fromMillis(now),
+      deliveredAt: null,
+    });
+    tx.create(nonceRef, { senderId, messageId, expiresAt: Timestamp.fromMillis(now + 900_000) });
+  });
+}
+
+async function main() {
+  process.env.METADATA_SERVER_DETECTION ??= "none";
+  const emulator = process.env.FIRESTORE_EMULATOR_HOST
+    ? undefined
+    : await startFirestoreEmulator({ projectId: "demo-bench", log: () => undefined });
+  process.env.FIRESTORE_EMULATOR_HOST ??= emulator.hostPort;
+
+  try {
+    const projectFor = (label) => {
+      const projectId = `demo-bench-${label}-${randomBytes(3).toString("hex")}`;
+      return getFirestore(initializeApp({ projectId }, projectId));
+    };
+
+    // The API, over real HTTP. Rate limit raised: this measures the send path, not the limiter.
+    const apiDb = projectFor("api");
+    const config = loadConfig("test", {
+      FIREBASE_PROJECT_ID: "demo-bench-api",
+      JWT_SECRET: randomBytes(32).toString("hex"),
+      BCRYPT_COST: "4",
+      SEND_RATE_BURST: "100000",
+      LOG_LEVEL: "error",
+    });
+    const deps = { db: apiDb, config };
+    const server = createServer(createApp(deps, createServices(deps)));
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${server.address().port}/api`;
+    const post = async (path, payload, token) => {
+      const response = await fetch(base + path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(payload),
+      });
+      const json = await response.json();
+      if (response.status >= 300) throw new Error(`${response.status} ${json.error?.code}`);
+      return json;
+    };
+    const { publicKey } = await import("node:crypto").then(({ generateKeyPairSync }) =>
+      generateKeyPairSync("ec", { namedCurve: "prime256v1", publicKeyEncoding: { type: "spki", format: "pem" } }),
+    );
+    const register = async (n) => {
+      const name = `bench_${n}_${randomBytes(3).toString("hex")}`;
+      const result = await post("/auth/register", { email: `${name}@example.com`, username: name, password: "benchmark password", publicKey });
+      return { id: result.user.id, token: result.token };
+    };
+    const users = [];
+    for (let i = 0; i < PAIRS * 2 + 2; i += 10) {
+      users.push(...(await Promise.all(Array.from({ length: Math.min(10, PAIRS * 2 + 2 - i) }, (_, k) => register(i + k)))));
+    }
+
+    // Bare transactions in a project of their own, with receivers present like the API's.
+    const bareDb = projectFor("bare");
+    const bareUsers = Array.from({ length: PAIRS * 2 + 2 }, () => newId("user"));
+    await Promise.all(bareUsers.map((id) => bareDb.collection("users").doc(id).set({ username: id })));
+
+    // Warm both paths up (connections, JIT), then measure; baseline and API alternate by section.
+    await run("warm-up", 5, 4, (lane) => bareSend(bareDb, bareUsers[lane * 2], bareUsers[lane * 2 + 1]));
+    await run("warm-up", 5, 4, (lane) => post("/messages/send", body(users[lane * 2 + 1].id), users[lane * 2].token));
+
+    const results = [];
+    results.push(await run(`baseline: ${PAIRS} pairs x ${PER_PAIR}`, PAIRS, PER_PAIR, (lane) => bareSend(bareDb, bareUsers[lane * 2], bareUsers[lane * 2 + 1])));
+    results.push(await run(`API:      ${PAIRS} pairs x ${PER_PAIR}`, PAIRS, PER_PAIR, (lane) => post("/messages/send", body(users[lane * 2 + 1].id), users[lane * 2].token)));
+    const [a, b] = [bareUsers[PAIRS * 2], bareUsers[PAIRS * 2 + 1]];
+    results.push(await run(`baseline: ${ONE_PAIR} concurrent, one pair`, ONE_PAIR, 1, () => bareSend(bareDb, a, b)));
+    const [alice, bob] = [users[PAIRS * 2], users[PAIRS * 2 + 1]];
+    results.push(await run(`API:      ${ONE_PAIR} concurrent, one pair`, ONE_PAIR, 1, () => post("/messages/send", body(bob.id), alice.token)));
+
+    console.log("\nMessage sends on the Firestore emulator\n");
+    console.log("workload                               ok  failed   sends/s    p50 ms    p99 ms");
+    for (const r of results) {
+      console.log(
+        `${r.name.padEnd(36)} ${String(r.ok).padStart(5)} ${String(r.failed).padStart(7)} ${r.perSecond.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(9)} ${r.p99.toFixed(1).padStart(9)}` +
+          (r.firstError ? `   first error: ${r.firstError}` : ""),
+      );
+    }
+    const ratio = (x, y) => (y.perSecond > 0 ? (x.perSecond / y.perSecond).toFixed(2) : "n/a");
+    console.log(`\nratio API/baseline throughput, ${PAIRS} pairs: ${ratio(results[1], results[0])}  (target >= 0.70)`);
+    console.log(`ratio API/baseline throughput, one pair:  ${ratio(results[3], results[2])}`);
+    console.log(`one pair through the API: ${results[3].ok}/${ONE_PAIR} succeeded (target: all)\n`);
+
+    server.closeAllConnections();
+    server.close();
+  } finally {
+    await emulator?.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
