@@ -32,7 +32,7 @@ function isGroupAlive(groupId: number): boolean {
 
 async function startStack(): Promise<RunningStack> {
   const port = await freePort();
-  const env = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, BCRYPT_COST: "4" };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, BCRYPT_COST: "4" };
   delete env.FIRESTORE_EMULATOR_HOST; // the stack must start its own emulator
   const child = spawn(process.execPath, [SERVER], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import jwt from "jsonwebtoken";
 import type { AppConfig } from "../config";
 import type { Clock } from "../shared/clock";
@@ -30,6 +31,8 @@ export function createAccessTokens(jwtConfig: AppConfig["jwt"], clock: Clock): A
         issuer: jwtConfig.issuer,
         audience: jwtConfig.audience,
         subject: userId,
+        // Unique per token, so a refresh within the same second never hands back an identical token.
+        jwtid: randomBytes(9).toString("base64url"),
       });
       return { token, expiresIn: jwtConfig.accessTokenTtlSeconds };
     },
