@@ -66,9 +66,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.disable("x-powered-by");
   app.disable("etag");
 
+  app.use(requestLogger(logger)); // first, so even CORS preflights get a request id and a log line
   app.use(helmet());
   app.use(cors({ origin: config.corsOrigins, credentials: true }));
-  app.use(requestLogger(logger));
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.jsonBodyLimitBytes }));
 
