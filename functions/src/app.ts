@@ -7,7 +7,7 @@ import { createPasswordHasher } from "./auth/passwords";
 import { requireAuth } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { AuthService } from "./auth/service";
-import { createSessionStore, type RevokeReason } from "./auth/sessions";
+import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
 import { systemClock, type Clock } from "./shared/clock";
 import { MessageRepository } from "./messages/repository";
@@ -17,7 +17,8 @@ import { healthRoutes } from "./shared/health";
 import { errorHandler, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
 import { FirestoreRateLimiter } from "./shared/rate-limit";
-import { offlinePresence, type PresenceDirectory } from "./users/presence";
+import { UserEvents } from "./relay/events";
+import { FirestorePresenceDirectory } from "./relay/presence";
 import { UserRepository } from "./users/repository";
 import { userRoutes } from "./users/routes";
 import { UserService } from "./users/service";
@@ -28,19 +29,22 @@ export interface AppDeps {
   config: AppConfig;
   clock?: Clock;
   logger?: Logger;
-  presence?: PresenceDirectory;
-  onSessionRevoked?: (sessionId: string, reason: RevokeReason) => void;
 }
 
-/** The domain services, built once and shared by the REST routes and (later) the realtime relay. */
+/** The domain services, built once and shared by the REST routes and the realtime relay. */
 export function createServices(deps: AppDeps) {
   const { db, config } = deps;
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
   const users = new UserRepository(db);
-  const sessions = createSessionStore(db, clock, config.jwt.refreshTokenTtlSeconds);
+  const events = new UserEvents(db, clock);
+  // A revoked session's sockets are disconnected by whichever relay instance holds them.
+  const sessions = createSessionStore(db, clock, config.jwt.refreshTokenTtlSeconds, ({ sessionId, userId }) =>
+    events.publish(userId, "session_revoked", { sessionId }),
+  );
   const tokens = createAccessTokens(config.jwt, clock);
-  const userService = new UserService(users, deps.presence ?? offlinePresence, clock);
+  const presence = new FirestorePresenceDirectory(db, clock);
+  const userService = new UserService(users, presence, clock);
   const auth = new AuthService({
     users,
     userService,
@@ -50,11 +54,10 @@ export function createServices(deps: AppDeps) {
     limiter: new FirestoreRateLimiter(db, clock),
     clock,
     loginThrottle: config.loginThrottle,
-    onSessionRevoked: deps.onSessionRevoked,
   });
   const messages = new MessageRepository(db);
   const sender = new MessageSender(messages, clock, config.sendRate);
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender };
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, events, presence };
 }
 
 export type Services = ReturnType<typeof createServices>;

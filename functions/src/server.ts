@@ -1,6 +1,6 @@
 /**
  * The local stack (`npm start`): the Firestore emulator, then the same app the Cloud Function serves,
- * on one port (API now, the Socket.IO relay beside it once it exists). Data is kept in DATA_DIR
+ * on one port with the Socket.IO relay beside it. Data is kept in DATA_DIR
  * across restarts; Ctrl-C or SIGTERM exports it and stops everything.
  */
 import { createServer, type Server } from "node:http";
@@ -11,6 +11,7 @@ import { createApp, createServices } from "./app";
 import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
 import { EmulatorNotFoundError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
 import { localJwtSecret } from "./local/secret";
+import { attachRelay } from "./relay/relay";
 import { createLogger } from "./shared/logger";
 
 const EXPORT_INTERVAL_MS = 60_000;
@@ -47,7 +48,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
   const deps = { db: getFirestore(), config, logger };
   const services = createServices(deps);
   const server = createServer(createApp(deps, services));
-  // The realtime relay attaches to this server here (same port as the API).
+  const relay = await attachRelay(server, services);
 
   try {
     await new Promise<void>((resolveListen, reject) => {
@@ -55,6 +56,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
       server.listen(config.port, config.host, () => resolveListen());
     });
   } catch (error) {
+    await relay.close();
     await emulator?.stop();
     throw error;
   }
@@ -65,6 +67,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      await relay.close();
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));
       await emulator?.stop();

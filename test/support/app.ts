@@ -7,6 +7,7 @@ import { inject } from "vitest";
 import { createApp, createServices, type Services } from "../../functions/src/app";
 import { loadConfig, type AppConfig } from "../../functions/src/config";
 import type { Clock } from "../../functions/src/shared/clock";
+import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
 
 /** A clock tests can move: starts at real time, then only moves when told. */
@@ -42,6 +43,8 @@ export interface TestApp {
   db: Firestore;
   config: AppConfig;
   services: Services;
+  /** Present when started with the `relay` option. */
+  relay?: Relay;
   clock: TestClock;
   /** Every log line the app wrote, parsed. */
   logs: string[];
@@ -61,6 +64,8 @@ export interface StartOptions {
    * instances against one database. Closing any of them clears the project's data.
    */
   projectId?: string;
+  /** Attach the realtime relay to the same server, as the local stack does. */
+  relay?: RelayOptions;
 }
 
 /**
@@ -80,6 +85,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
   const deps = { db, config, clock, logger };
   const services = createServices(deps);
   const server: Server = createServer(createApp(deps, services));
+  const relay = options.relay ? await attachRelay(server, services, options.relay) : undefined;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -89,6 +95,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     db,
     config,
     services,
+    relay,
     clock,
     logs,
     async request(method, path, options = {}) {
@@ -112,6 +119,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
       return { status: response.status, headers: response.headers, body: parsed as any };
     },
     async close() {
+      await relay?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await fetch(

@@ -24,7 +24,8 @@ export function authRoutes(auth: AuthService, requireAuth: RequestHandler): Rout
   });
 
   router.post("/logout", requireAuth, async (_req, res) => {
-    await auth.logout(caller(res).sessionId);
+    const { sessionId, userId } = caller(res);
+    await auth.logout(sessionId, userId);
     res.json({ success: true, message: "Logged out successfully" });
   });
 

@@ -8,7 +8,7 @@ import type { UserRepository } from "../users/repository";
 import type { UserService } from "../users/service";
 import type { PasswordHasher } from "./passwords";
 import type { LoginInput, RefreshInput, RegisterInput } from "./schema";
-import type { RevokeReason, SessionStore } from "./sessions";
+import type { SessionStore } from "./sessions";
 import type { AccessTokens } from "./tokens";
 
 const INVALID_CREDENTIALS = "Invalid email or password";
@@ -22,8 +22,6 @@ export interface AuthServiceDeps {
   limiter: FirestoreRateLimiter;
   clock: Clock;
   loginThrottle: AppConfig["loginThrottle"];
-  /** Called after a session is revoked, so the relay can disconnect its sockets. */
-  onSessionRevoked?: (sessionId: string, reason: RevokeReason) => void;
 }
 
 export class AuthService {
@@ -75,8 +73,7 @@ export class AuthService {
     return { token, refreshToken, expiresIn };
   }
 
-  async logout(sessionId: string) {
-    await this.deps.sessions.revoke(sessionId, "logout");
-    this.deps.onSessionRevoked?.(sessionId, "logout");
+  async logout(sessionId: string, userId: string) {
+    await this.deps.sessions.revoke(sessionId, userId, "logout");
   }
 }

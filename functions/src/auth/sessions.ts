@@ -27,14 +27,22 @@ export interface SessionStore {
   /** True when the session exists, belongs to the user, is not revoked and has not expired. */
   isActive(sessionId: string, userId: string): Promise<boolean>;
   rotate(refreshToken: string): Promise<{ userId: string; sessionId: string; refreshToken: string }>;
-  revoke(sessionId: string, reason: RevokeReason): Promise<void>;
+  revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<void>;
 }
+
+/** Told after a session is revoked, so the realtime relay can disconnect its sockets. */
+export type OnSessionRevoked = (revoked: { sessionId: string; userId: string; reason: RevokeReason }) => Promise<void>;
 
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 const newSecret = () => randomBytes(32).toString("base64url");
 const SESSION_ID = /^sess_[A-Za-z0-9_-]{20,64}$/;
 
-export function createSessionStore(db: Firestore, clock: Clock, ttlSeconds: number): SessionStore {
+export function createSessionStore(
+  db: Firestore,
+  clock: Clock,
+  ttlSeconds: number,
+  onRevoked: OnSessionRevoked = async () => undefined,
+): SessionStore {
   const sessions = db.collection(COLLECTIONS.sessions);
   const expiry = () => Timestamp.fromMillis(clock.now().getTime() + ttlSeconds * 1000);
 
@@ -86,20 +94,22 @@ export function createSessionStore(db: Firestore, clock: Clock, ttlSeconds: numb
             return { kind: "rotated" as const, userId: session.userId };
           }
           tx.update(ref, { revokedAt: Timestamp.fromDate(clock.now()), revokeReason: "refresh_token_reuse" });
-          return { kind: "reused" as const };
+          return { kind: "reused" as const, userId: session.userId };
         }
         tx.update(ref, { refreshTokenHash: hashSecret(nextSecret).toString("hex"), expiresAt: expiry() });
         return { kind: "rotated" as const, userId: session.userId };
       });
       if (outcome.kind === "invalid") throw errors.unauthorized("Invalid or expired refresh token");
       if (outcome.kind === "reused") {
+        await onRevoked({ sessionId, userId: outcome.userId, reason: "refresh_token_reuse" });
         throw errors.unauthorized("Refresh token was already used; the session has been revoked");
       }
       return { userId: outcome.userId, sessionId, refreshToken: `${sessionId}.${nextSecret}` };
     },
 
-    async revoke(sessionId, reason) {
+    async revoke(sessionId, userId, reason) {
       await sessions.doc(sessionId).update({ revokedAt: Timestamp.fromDate(clock.now()), revokeReason: reason });
+      await onRevoked({ sessionId, userId, reason });
     },
   };
 }

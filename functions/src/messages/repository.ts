@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
+import { Timestamp, type Firestore, type Query, type Transaction } from "firebase-admin/firestore";
 import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
 import type { RateLimitDecision } from "../shared/rate-limit";
@@ -147,6 +147,55 @@ export class MessageRepository {
       });
       return { record: toMessageRecord(draft.messageId, stored), rateLimit: decision };
     });
+  }
+
+  /**
+   * Marks a message delivered when its receiver acknowledges it. Only the receiver can; the first
+   * acknowledgement wins and runs `onFirstDelivery` inside the same transaction (the receipt to the
+   * sender). Returns the delivery time, or undefined when there was nothing to mark.
+   */
+  async markDelivered(
+    receiverId: string,
+    messageId: string,
+    at: Date,
+    onFirstDelivery: (tx: Transaction, message: MessageRecord) => void,
+  ): Promise<Date | undefined> {
+    const ref = this.messages.doc(messageId);
+    return this.db.runTransaction(async (tx) => {
+      const snapshot = await tx.get(ref);
+      const stored = snapshot.data() as StoredMessage | undefined;
+      if (!stored || stored.receiverId !== receiverId || stored.deliveredAt !== null) return undefined;
+      tx.update(ref, { deliveredAt: Timestamp.fromDate(at) });
+      onFirstDelivery(tx, toMessageRecord(messageId, stored));
+      return at;
+    });
+  }
+
+  /**
+   * Follows the receiver's undelivered messages, oldest first (so per sender in ascending
+   * sequenceNumber), at most `window` at a time: as they are acknowledged, the next ones enter.
+   */
+  listenUndelivered(
+    receiverId: string,
+    window: number,
+    onChange: (added: MessageRecord[], removedIds: string[]) => void,
+    onError: (error: Error) => void,
+  ): () => void {
+    return this.messages
+      .where("receiverId", "==", receiverId)
+      .where("deliveredAt", "==", null)
+      .orderBy("timestamp")
+      .orderBy("sequenceNumber")
+      .limit(window)
+      .onSnapshot((snapshot) => {
+        const added: MessageRecord[] = [];
+        const removedIds: string[] = [];
+        for (const change of snapshot.docChanges()) {
+          if (change.type === "added") added.push(toMessageRecord(change.doc.id, change.doc.data() as StoredMessage));
+          else if (change.type === "removed") removedIds.push(change.doc.id);
+        }
+        onChange(added, removedIds);
+      }, onError);
   }
 
   async findById(messageId: string): Promise<(StoredMessage & { id: string }) | undefined> {

@@ -7,7 +7,8 @@ import type { Firestore } from "firebase-admin/firestore";
  *
  * users/{userId}                      email, username, usernameLower, passwordHash, publicKey,
  *                                     createdAt, lastLogin, lastSeen
- *   contacts/{contactUserId}          addedAt: one direction of the contact relation (I added them)
+ *   contacts/{contactUserId}          addedAt, contactUserId: one direction of the contact relation
+ *                                     (I added them); the collection group answers "who added me"
  * userEmails/{sha256(lower email)}    userId: uniqueness claim on the email
  * usernames/{usernameLower}           userId: uniqueness claim on the username
  * sessions/{sessionId}                userId, createdAt, expiresAt (TTL), revokedAt, refreshTokenHash,
@@ -19,11 +20,24 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     sequence counter and its send-rate bucket, advanced in the
  *                                     same transaction that stores the message
  * nonces/{sha256(senderId, nonce)}    senderId, messageId, expiresAt (TTL): nonces already used
+ * userEvents/{autoId}                userId, type, payload, createdAt (server time), expiresAt (TTL):
+ *                                     short-lived events for whichever relay instance holds the user
+ * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts)
+ * relayInstances/{instanceId}         heartbeatAt, expiresAt (TTL): live relay instances
  * rateLimits/{sha256(bucket key)}     tokens, updatedAtMs, expiresAt (TTL): token buckets shared by
  *                                     every instance
+ * files/{fileId}                      uploaderId, receiverId, filename (sanitized, display only), size,
+ *                                     iv, authTag, signature, storagePath (blob key "files/{fileId}"),
+ *                                     uploadedAt, expiresAt (no TTL, see below): an encrypted file's
+ *                                     metadata; the body is in the BlobStore (files/blob-store.ts)
+ * fileUsage/{userId}                  bytes, files: the live files the user uploaded, counted against
+ *                                     the quota; changed only in the transactions that create and
+ *                                     delete files records
  *
  * Fields named expiresAt hold a Firestore Timestamp and carry a TTL policy in production
  * (docs/DEPLOY.md), so expired sessions and buckets disappear on their own.
+ * files.expiresAt is the exception: no TTL policy, because a file's record, its usage and its blob
+ * must go together; files/cleanup.ts (the scheduled cleanupFiles) removes all three.
  */
 export const COLLECTIONS = {
   users: "users",
@@ -35,6 +49,11 @@ export const COLLECTIONS = {
   messages: "messages",
   pairCounters: "pairCounters",
   nonces: "nonces",
+  userEvents: "userEvents",
+  presence: "presence",
+  relayInstances: "relayInstances",
+  files: "files",
+  fileUsage: "fileUsage",
 } as const;
 
 export type { Firestore };

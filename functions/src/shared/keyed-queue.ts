@@ -21,6 +21,11 @@ export class KeyedQueue {
     return result;
   }
 
+  /** Resolves once everything queued so far has finished. */
+  async idle(): Promise<void> {
+    await Promise.all(this.tails.values());
+  }
+
   /** Keys with work queued or running (for tests and metrics). */
   get activeKeys(): number {
     return this.tails.size;

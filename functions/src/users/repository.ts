@@ -148,12 +148,31 @@ export class UserRepository {
   /** Adds the link; false when it already existed. */
   async addContact(userId: string, contactUserId: string, at: Date): Promise<boolean> {
     try {
-      await this.contactsOf(userId).doc(contactUserId).create({ addedAt: Timestamp.fromDate(at) });
+      // contactUserId repeats the document id so a collection-group query can find "who has me".
+      await this.contactsOf(userId).doc(contactUserId).create({ addedAt: Timestamp.fromDate(at), contactUserId });
       return true;
     } catch (error) {
       if ((error as { code?: number }).code === 6 /* ALREADY_EXISTS */) return false;
       throw error;
     }
+  }
+
+  /** Everyone related to the user by contact, in either direction (presence goes to all of them). */
+  async relatedUserIds(userId: string): Promise<string[]> {
+    const [mine, theirs] = await Promise.all([
+      this.contactsOf(userId).select().get(),
+      this.db.collectionGroup(COLLECTIONS.contacts).where("contactUserId", "==", userId).select().get(),
+    ]);
+    const ids = new Set(mine.docs.map((doc) => doc.id));
+    for (const link of theirs.docs) ids.add(link.ref.parent.parent!.id);
+    ids.delete(userId);
+    return [...ids];
+  }
+
+  /** True when either user has the other as a contact. */
+  async areRelated(userA: string, userB: string): Promise<boolean> {
+    const [ab, ba] = await this.db.getAll(this.contactsOf(userA).doc(userB), this.contactsOf(userB).doc(userA));
+    return ab!.exists || ba!.exists;
   }
 
   /** Removes the link; false when there was none. */
