@@ -274,6 +274,6 @@ describe("resources", () => {
       for (const socket of batch) socket.disconnect();
     }
     await waitFor(() => a.relay!.stats().listeners === 0, 10_000, "listeners released");
-    expect(a.relay!.stats()).toMatchObject({ users: 0, listeners: 0 });
+    expect(a.relay!.stats()).toMatchObject({ users: 0, listeners: 0, eventFeedOpen: true });
   });
 });

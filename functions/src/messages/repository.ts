@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { Timestamp, type Firestore, type Query, type Transaction } from "firebase-admin/firestore";
+import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
 import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
 import type { RateLimitDecision } from "../shared/rate-limit";
@@ -150,24 +150,20 @@ export class MessageRepository {
   }
 
   /**
-   * Marks a message delivered when its receiver acknowledges it. Only the receiver can; the first
-   * acknowledgement wins and runs `onFirstDelivery` inside the same transaction (the receipt to the
-   * sender). Returns the delivery time, or undefined when there was nothing to mark.
+   * Marks a message delivered when its receiver acknowledges it. Only the receiver can, and only the
+   * first acknowledgement counts: it returns the sender and the time; later ones return undefined.
    */
-  async markDelivered(
-    receiverId: string,
-    messageId: string,
-    at: Date,
-    onFirstDelivery: (tx: Transaction, message: MessageRecord) => void,
-  ): Promise<Date | undefined> {
+  async markDelivered(receiverId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date } | undefined> {
     const ref = this.messages.doc(messageId);
     return this.db.runTransaction(async (tx) => {
-      const snapshot = await tx.get(ref);
-      const stored = snapshot.data() as StoredMessage | undefined;
-      if (!stored || stored.receiverId !== receiverId || stored.deliveredAt !== null) return undefined;
+      const stored = (await tx.get(ref)).data() as StoredMessage | undefined;
+      if (!stored || stored.receiverId !== receiverId) return undefined;
+      if (stored.deliveredAt !== null) {
+        // Our own earlier attempt, committed and then retried by the SDK, still counts as the first.
+        return stored.deliveredAt.toMillis() === at.getTime() ? { senderId: stored.senderId, deliveredAt: at } : undefined;
+      }
       tx.update(ref, { deliveredAt: Timestamp.fromDate(at) });
-      onFirstDelivery(tx, toMessageRecord(messageId, stored));
-      return at;
+      return { senderId: stored.senderId, deliveredAt: at };
     });
   }
 

@@ -92,19 +92,6 @@ export class FirestorePresenceDirectory implements PresenceDirectory {
     });
     return result;
   }
-
-  /** Which of these users are online now (for fan-out to online contacts only). */
-  async onlineAmong(userIds: string[]): Promise<string[]> {
-    if (userIds.length === 0) return [];
-    const [docs, live] = await Promise.all([
-      this.db.getAll(...userIds.map((id) => this.presence.doc(id))),
-      this.liveInstanceIds(),
-    ]);
-    return userIds.filter((_, index) => {
-      const data = docs[index]!.data() as PresenceDoc | undefined;
-      return Object.keys(data?.instances ?? {}).some((id) => live.has(id));
-    });
-  }
 }
 
 /** The running relay instance's side: heartbeat, connect/disconnect transitions, sweeping dead peers. */
@@ -182,11 +169,10 @@ export class PresenceTracker extends FirestorePresenceDirectory {
     if (!stillOnline) await this.announce(userId, "user_offline", lastSeen);
   }
 
-  /** user_online / user_offline to every contact (both directions) who is online to hear it. */
+  /** user_online / user_offline to every contact (both directions); only connected ones get a write. */
   private async announce(userId: string, type: "user_online" | "user_offline", at: Date): Promise<void> {
     const related = await this.users.relatedUserIds(userId);
-    const listeners = await this.onlineAmong(related);
-    await this.events.publishToMany(listeners, type, {
+    await this.events.publishToMany(related, type, {
       userId,
       status: type === "user_online" ? "online" : "offline",
       lastSeen: at.toISOString(),

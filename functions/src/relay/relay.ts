@@ -9,6 +9,7 @@ import { KeyedQueue } from "../shared/keyed-queue";
 import { idOf, parseInput } from "../shared/validation";
 import { z } from "zod";
 import { UserChannel } from "./channel";
+import { keepListening } from "./resilient-listener";
 import { DEFAULT_PRESENCE_TIMING, PresenceTracker, type PresenceTiming } from "./presence";
 import { TypingLimiter } from "./typing";
 
@@ -27,8 +28,11 @@ export interface RelayOptions {
 
 export interface RelayStats {
   sockets: number;
+  /** Users with at least one socket here. */
   users: number;
+  /** Open per-user listeners (undelivered messages); the instance's event feed is one more. */
   listeners: number;
+  eventFeedOpen: boolean;
 }
 
 export interface Relay {
@@ -52,6 +56,10 @@ interface SocketState {
 type Ack = ((response: unknown) => void) | undefined;
 
 const userRoom = (userId: string) => `user:${userId}`;
+/** Events a little older than the feed are still wanted (clock skew between instances). */
+const EVENTS_LOOKBACK_MS = 2000;
+/** Event ids remembered to drop repeats after the feed is re-opened. */
+const SEEN_EVENTS_LIMIT = 5000;
 const messageAckSchema = z.object({ messageId: idOf("msg") });
 const contactSchema = z.object({ contactId: idOf("user") });
 const joinRoomSchema = z.object({ userId: z.string() });
@@ -73,6 +81,23 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   await presence.start();
 
   const channels = new Map<string, UserChannel>();
+  // One listener for the events of every user on this instance (typing, presence, receipts, logouts).
+  const seenEvents = new Set<string>();
+  const eventFeed = keepListening({ instanceId, listener: "instance events" }, logger, (healthy, onError) =>
+    events.listenForInstance(
+      instanceId,
+      Date.now() - EVENTS_LOOKBACK_MS,
+      (event) => {
+        healthy();
+        // A re-opened listener replays from the start: drop what was already handled.
+        if (seenEvents.has(event.id)) return;
+        seenEvents.add(event.id);
+        if (seenEvents.size > SEEN_EVENTS_LIMIT) seenEvents.delete(seenEvents.values().next().value!);
+        channels.get(event.userId)?.handleEvent(event);
+      },
+      onError,
+    ),
+  );
   // Presence changes of one user are applied in order (connect, then disconnect, ...).
   const presenceQueue = new KeyedQueue();
   const typing = new TypingLimiter(users);
@@ -95,7 +120,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   async function joinChannel(socket: Socket, userId: string) {
     let channel = channels.get(userId);
     if (!channel) {
-      channel = new UserChannel(userId, messages, events, logger, {
+      channel = new UserChannel(userId, messages, logger, {
         onAcknowledge: (messageId) => acknowledge(userId, messageId),
         onSessionRevoked: (sessionId) => {
           for (const member of channel!.sockets) {
@@ -127,12 +152,13 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   }
 
   async function acknowledge(userId: string, messageId: string) {
-    await messages.markDelivered(userId, messageId, clock.now(), (tx, message) => {
-      events.publishInTransaction(tx, message.senderId, "message_delivered", {
-        messageId,
-        receiverId: userId,
-        deliveredAt: clock.now().toISOString(),
-      });
+    const delivered = await messages.markDelivered(userId, messageId, clock.now());
+    if (!delivered) return;
+    // The receipt only matters to a sender who is connected now, so it is sent after the commit.
+    await events.publish(delivered.senderId, "message_delivered", {
+      messageId,
+      receiverId: userId,
+      deliveredAt: delivered.deliveredAt.toISOString(),
     });
   }
 
@@ -156,6 +182,12 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       socket.emit("authenticated", { userId: claims.userId });
       await joinChannel(socket, claims.userId);
       logger.info("socket authenticated", { socketId: socket.id, userId: claims.userId, instanceId });
+      // A logout that read presence before this instance was listed cannot have reached us: check again.
+      await presenceQueue.idle();
+      if (!(await sessions.isActive(claims.sessionId, claims.userId)) && socket.connected) {
+        socket.emit("auth_error", { code: "UNAUTHORIZED", message: "Session has ended; log in again" });
+        socket.disconnect(true);
+      }
     } catch (error) {
       const known = asAppError(error) ?? errors.unauthorized("Authentication failed");
       if (!asAppError(error)) logger.error("socket authentication failed", { socketId: socket.id, error });
@@ -249,6 +281,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       sockets: io.of("/").sockets.size,
       users: channels.size,
       listeners: [...channels.values()].reduce((sum, channel) => sum + channel.listenerCount, 0),
+      eventFeedOpen: eventFeed.open,
     }),
     async close({ handOff = false } = {}) {
       closing = true;
@@ -259,6 +292,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       }
       for (const channel of channels.values()) channel.close();
       channels.clear();
+      eventFeed.stop();
       await presenceQueue.idle();
       await presence.stop();
       // io.close() would also close the HTTP server, which belongs to whoever created it.

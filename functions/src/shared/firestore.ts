@@ -20,8 +20,9 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     sequence counter and its send-rate bucket, advanced in the
  *                                     same transaction that stores the message
  * nonces/{sha256(senderId, nonce)}    senderId, messageId, expiresAt (TTL): nonces already used
- * userEvents/{autoId}                userId, type, payload, createdAt (server time), expiresAt (TTL):
- *                                     short-lived events for whichever relay instance holds the user
+ * relayEvents/{autoId}               instanceId, userId, type, payload, createdAt (server time),
+ *                                     expiresAt (TTL): short-lived events for a user, addressed to
+ *                                     the relay instances holding the user's sockets
  * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts)
  * relayInstances/{instanceId}         heartbeatAt, expiresAt (TTL): live relay instances
  * rateLimits/{sha256(bucket key)}     tokens, updatedAtMs, expiresAt (TTL): token buckets shared by
@@ -49,7 +50,7 @@ export const COLLECTIONS = {
   messages: "messages",
   pairCounters: "pairCounters",
   nonces: "nonces",
-  userEvents: "userEvents",
+  relayEvents: "relayEvents",
   presence: "presence",
   relayInstances: "relayInstances",
   files: "files",
