@@ -124,7 +124,9 @@ async function main() {
     const relay = await startChild("relay", env("latency"));
     const { users } = await relay.ask({ cmd: "mintUsers", count: USERS });
     const sockets = await connectAll(relay.url, users, (user) => ({ token: user.token }));
-    const rest = await exchange(users, sockets, async (user, _socket, body) => {
+    // Let connection-time work settle (initial snapshots, presence), then warm both send paths up.
+    await sleep(2000);
+    const viaRest = async (user, _socket, body) => {
       const response = await fetch(`${relay.url}/api/messages/send`, {
         method: "POST",
         headers: { "Content-Type": "application/json", Authorization: `Bearer ${user.token}` },
@@ -132,13 +134,18 @@ async function main() {
       });
       if (response.status !== 201) throw new Error(`send failed: ${response.status}`);
       await response.arrayBuffer();
-    });
-    const viaSocket = await exchange(users, sockets, (_user, socket, body) => socket.timeout(30_000).emitWithAck("send_message", body));
+    };
+    const viaSocketSend = (_user, socket, body) => socket.timeout(30_000).emitWithAck("send_message", body);
+    await exchange(users, sockets, viaRest);
+    await exchange(users, sockets, viaSocketSend);
+    const rest = await exchange(users, sockets, viaRest);
+    const viaSocket = await exchange(users, sockets, viaSocketSend);
     sockets.forEach((socket) => socket.disconnect());
     relay.stop();
 
     const bare = await startChild("bare", {});
     const bareSockets = await connectAll(bare.url, users, (user) => ({ userId: user.id }));
+    await exchange(users, bareSockets, viaSocketSend);
     const floor = await exchange(users, bareSockets, (_user, socket, body) => socket.timeout(30_000).emitWithAck("send_message", body));
     bareSockets.forEach((socket) => socket.disconnect());
     bare.stop();

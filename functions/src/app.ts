@@ -9,10 +9,18 @@ import { authRoutes } from "./auth/routes";
 import { AuthService } from "./auth/service";
 import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
+import { unconfiguredBlobStore, type BlobStore } from "./files/blob-store";
+import { FileCleanup } from "./files/cleanup";
+import { FileRepository } from "./files/repository";
+import { fileRoutes } from "./files/routes";
+import { FileService } from "./files/service";
 import { systemClock, type Clock } from "./shared/clock";
 import { MessageRepository } from "./messages/repository";
 import { messageRoutes } from "./messages/routes";
 import { MessageSender } from "./messages/send";
+import { KeyExchangeRepository } from "./keyexchange/repository";
+import { keyExchangeRoutes } from "./keyexchange/routes";
+import { KeyExchangeService } from "./keyexchange/service";
 import { healthRoutes } from "./shared/health";
 import { errorHandler, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
@@ -29,6 +37,8 @@ export interface AppDeps {
   config: AppConfig;
   clock?: Clock;
   logger?: Logger;
+  /** Where encrypted file bodies go; without one, the file endpoints answer 503. */
+  blobs?: BlobStore;
 }
 
 /** The domain services, built once and shared by the REST routes and the realtime relay. */
@@ -57,7 +67,19 @@ export function createServices(deps: AppDeps) {
   });
   const messages = new MessageRepository(db);
   const sender = new MessageSender(messages, clock, config.sendRate);
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, events, presence };
+  const keyExchanges = new KeyExchangeService(new KeyExchangeRepository(db), users, events, clock, config.keyExchangeTtlSeconds);
+  const blobs = deps.blobs ?? unconfiguredBlobStore;
+  const fileRecords = new FileRepository(db);
+  const files = new FileService({
+    files: fileRecords,
+    blobs,
+    limiter: new FirestoreRateLimiter(db, clock),
+    clock,
+    logger,
+    policy: config.files,
+  });
+  const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, presence, blobs, files, fileCleanup };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -72,6 +94,10 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use(requestLogger(logger)); // first, so even CORS preflights get a request id and a log line
   app.use(helmet());
   app.use(cors({ origin: config.corsOrigins, credentials: true }));
+  // File uploads are multipart bodies that files/multipart.ts reads as a stream, so the files router is
+  // mounted before the JSON-only body handling below instead of giving that global middleware a list of
+  // exceptions: every other route keeps refusing non-JSON bodies, and no route here takes a JSON body.
+  app.use("/api/files", requireAuth(services.tokens, services.sessions), fileRoutes(services.files));
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.jsonBodyLimitBytes }));
 
@@ -81,6 +107,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use("/auth", authRoutes(services.auth, authenticated));
   api.use("/users", authenticated, userRoutes(services.userService));
   api.use("/messages", authenticated, messageRoutes(services.sender, services.messages));
+  api.use("/keyexchange", authenticated, keyExchangeRoutes(services.keyExchanges));
   app.use("/api", api);
 
   app.use(notFoundHandler);

@@ -10,6 +10,8 @@ export type RuntimeMode = "local" | "production" | "test";
 const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
+const MIB = 1024 * 1024;
+
 const listFrom = (fallback: string) =>
   z
     .string()
@@ -36,8 +38,15 @@ const envSchema = z.object({
   LOGIN_ACCOUNT_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   LOGIN_IP_LIMIT: intFrom(50, 1, 100_000),
   LOGIN_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  KEY_EXCHANGE_TTL_SECONDS: intFrom(7 * 86_400, 60, 90 * 86_400),
   SEND_RATE_BURST: intFrom(60, 1, 100_000),
   SEND_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(1),
+  // Cloud Functions refuses requests over 32 MB before they reach us; the local stack has no such cap.
+  FILE_MAX_BYTES: intFrom(25 * MIB, 1, 1024 * MIB),
+  FILE_TTL_DAYS: intFrom(30, 1, 3650),
+  FILE_UPLOAD_LIMIT: intFrom(30, 1, 100_000),
+  FILE_UPLOAD_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
+  FILE_QUOTA_BYTES: intFrom(500 * MIB, 1, Number.MAX_SAFE_INTEGER),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   PORT: intFrom(3000, 0, 65_535),
@@ -61,8 +70,17 @@ export interface AppConfig {
     perAccount: { limit: number; windowSeconds: number };
     perIp: { limit: number; windowSeconds: number };
   };
+  /** How long a key exchange may stay pending before it expires. */
+  keyExchangeTtlSeconds: number;
   /** Per sender→receiver pair: a burst, then a steady rate (Signal's shape). */
   sendRate: { burst: number; refillPerSecond: number };
+  /** Encrypted file sharing: size limit, lifetime, per-user upload rate and storage quota. */
+  files: {
+    maxBytes: number;
+    ttlDays: number;
+    quotaBytes: number;
+    uploadRate: { limit: number; windowSeconds: number };
+  };
   /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
   trustProxyHops: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -120,7 +138,14 @@ export function loadConfig(
       perAccount: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
       perIp: { limit: vars.LOGIN_IP_LIMIT, windowSeconds: vars.LOGIN_IP_WINDOW_SECONDS },
     },
+    keyExchangeTtlSeconds: vars.KEY_EXCHANGE_TTL_SECONDS,
     sendRate: { burst: vars.SEND_RATE_BURST, refillPerSecond: vars.SEND_RATE_PER_SECOND },
+    files: {
+      maxBytes: vars.FILE_MAX_BYTES,
+      ttlDays: vars.FILE_TTL_DAYS,
+      quotaBytes: vars.FILE_QUOTA_BYTES,
+      uploadRate: { limit: vars.FILE_UPLOAD_LIMIT, windowSeconds: vars.FILE_UPLOAD_WINDOW_SECONDS },
+    },
     // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
     trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
     logLevel: vars.LOG_LEVEL,

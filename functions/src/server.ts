@@ -4,17 +4,21 @@
  * across restarts; Ctrl-C or SIGTERM exports it and stops everything.
  */
 import { createServer, type Server } from "node:http";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
 import { createApp, createServices } from "./app";
 import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
+import { runCleanupEvery } from "./files/cleanup";
+import { LocalBlobStore } from "./files/local-blob-store";
 import { EmulatorNotFoundError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
 import { localJwtSecret } from "./local/secret";
 import { attachRelay } from "./relay/relay";
 import { createLogger } from "./shared/logger";
 
 const EXPORT_INTERVAL_MS = 60_000;
+/** How often expired files and orphans are removed (the Cloud Function's schedule is hourly too). */
+const FILE_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 export interface LocalStack {
   server: Server;
@@ -45,10 +49,13 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
   // Nothing here runs on Google Cloud: stop google-auth-library from probing for a metadata server.
   process.env.METADATA_SERVER_DETECTION ??= "none";
   initializeApp({ projectId: config.projectId });
-  const deps = { db: getFirestore(), config, logger };
+  // Encrypted file bodies: a folder beside the Firestore export, never served (only GET /api/files/:id reads it).
+  const blobs = new LocalBlobStore(join(dataDir, "blobs"));
+  const deps = { db: getFirestore(), config, logger, blobs };
   const services = createServices(deps);
   const server = createServer(createApp(deps, services));
   const relay = await attachRelay(server, services);
+  const fileCleanup = runCleanupEvery(services.fileCleanup, FILE_CLEANUP_INTERVAL_MS, logger);
 
   try {
     await new Promise<void>((resolveListen, reject) => {
@@ -56,6 +63,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
       server.listen(config.port, config.host, () => resolveListen());
     });
   } catch (error) {
+    await fileCleanup.stop();
     await relay.close();
     await emulator?.stop();
     throw error;
@@ -67,6 +75,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      await fileCleanup.stop();
       await relay.close();
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));

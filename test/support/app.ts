@@ -1,4 +1,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { deleteApp, initializeApp } from "firebase-admin/app";
@@ -7,6 +10,7 @@ import { inject } from "vitest";
 import { createApp, createServices, type Services } from "../../functions/src/app";
 import { loadConfig, type AppConfig } from "../../functions/src/config";
 import type { Clock } from "../../functions/src/shared/clock";
+import { LocalBlobStore } from "../../functions/src/files/local-blob-store";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
 
@@ -46,6 +50,8 @@ export interface TestApp {
   /** Present when started with the `relay` option. */
   relay?: Relay;
   clock: TestClock;
+  /** The folder of this app's blob store (file bodies): a temp dir of its own, removed on close. */
+  blobDir: string;
   /** Every log line the app wrote, parsed. */
   logs: string[];
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
@@ -82,7 +88,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
   const clock = new TestClock();
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
-  const deps = { db, config, clock, logger };
+  const blobDir = await mkdtemp(join(tmpdir(), "e2ee-blobs-"));
+  const deps = { db, config, clock, logger, blobs: new LocalBlobStore(blobDir) };
   const services = createServices(deps);
   const server: Server = createServer(createApp(deps, services));
   const relay = options.relay ? await attachRelay(server, services, options.relay) : undefined;
@@ -97,6 +104,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     services,
     relay,
     clock,
+    blobDir,
     logs,
     async request(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
@@ -127,6 +135,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
         { method: "DELETE" },
       ).catch(() => undefined);
       await deleteApp(firebaseApp);
+      await rm(blobDir, { recursive: true, force: true });
     },
   };
 }

@@ -17,6 +17,7 @@ const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offli
 
 export interface ChannelHandlers {
   onAcknowledge(messageId: string): Promise<void>;
+  onKeyExchangeAcknowledged(exchangeId: string, what: "request" | "response"): Promise<void>;
   onSessionRevoked(sessionId: string): void;
 }
 
@@ -93,11 +94,30 @@ export class UserChannel {
   }
 
   /** An event from the instance's feed addressed to this user. */
-  handleEvent(event: UserEvent): void {
+  handleEvent(event: Pick<UserEvent, "type" | "payload">): void {
     if (event.type === "session_revoked") {
       this.handlers.onSessionRevoked(String(event.payload.sessionId));
+    } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
+      for (const socket of this.sockets) this.deliverKeyExchange(socket, event.type, event.payload);
     } else if (FORWARDED_EVENTS.has(event.type)) {
       for (const socket of this.sockets) socket.emit(event.type, event.payload);
     }
+  }
+
+  /**
+   * Key exchange requests and responses are durable like messages: sent once per socket, and marked
+   * delivered when acknowledged (until then they come back on the next connection).
+   */
+  deliverKeyExchange(socket: Socket, type: "key_exchange_request" | "key_exchange_response", payload: Record<string, unknown>): void {
+    const sent = this.sentBySocket.get(socket);
+    const exchangeId = String(payload.exchangeId);
+    const key = `${type}:${exchangeId}`;
+    if (!sent || sent.has(key)) return;
+    sent.add(key);
+    socket.emit(type, payload, () => {
+      this.handlers
+        .onKeyExchangeAcknowledged(exchangeId, type === "key_exchange_request" ? "request" : "response")
+        .catch((error: Error) => this.logger.warn("key exchange acknowledgement failed", { userId: this.userId, exchangeId, error }));
+    });
   }
 }

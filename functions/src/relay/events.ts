@@ -16,6 +16,8 @@ export type UserEventType =
   | "user_online"
   | "user_offline"
   | "message_delivered"
+  | "key_exchange_request"
+  | "key_exchange_response"
   | "session_revoked";
 
 export interface UserEvent {

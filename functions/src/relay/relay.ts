@@ -69,7 +69,7 @@ function asAppError(error: unknown): AppError | undefined {
 }
 
 export async function attachRelay(httpServer: HttpServer, services: Services, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, tokens, sessions, sender, messages, events, users, clock, db } = services;
+  const { config, logger, tokens, sessions, sender, messages, events, users, clock, db, keyExchanges } = services;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
 
@@ -122,6 +122,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     if (!channel) {
       channel = new UserChannel(userId, messages, logger, {
         onAcknowledge: (messageId) => acknowledge(userId, messageId),
+        onKeyExchangeAcknowledged: (exchangeId, what) => keyExchanges.acknowledge(userId, exchangeId, what),
         onSessionRevoked: (sessionId) => {
           for (const member of channel!.sockets) {
             if (stateOf(member).sessionId !== sessionId) continue;
@@ -137,6 +138,10 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
         .catch((error: Error) => logger.warn("presence connect failed", { userId, error }));
     }
     channel.add(socket, stateOf(socket).sent);
+    // Key exchanges owed to the user (e.g. requested while they were offline). Read once presence is
+    // registered: anything requested after that reaches this instance through the event feed.
+    await presenceQueue.settled(userId);
+    for (const owed of await keyExchanges.undeliveredEvents(userId)) channel.deliverKeyExchange(socket, owed.type, owed.payload);
   }
 
   function leaveChannel(socket: Socket, userId: string) {
@@ -183,7 +188,6 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       await joinChannel(socket, claims.userId);
       logger.info("socket authenticated", { socketId: socket.id, userId: claims.userId, instanceId });
       // A logout that read presence before this instance was listed cannot have reached us: check again.
-      await presenceQueue.idle();
       if (!(await sessions.isActive(claims.sessionId, claims.userId)) && socket.connected) {
         socket.emit("auth_error", { code: "UNAUTHORIZED", message: "Session has ended; log in again" });
         socket.disconnect(true);

@@ -20,6 +20,10 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     sequence counter and its send-rate bucket, advanced in the
  *                                     same transaction that stores the message
  * nonces/{sha256(senderId, nonce)}    senderId, messageId, expiresAt (TTL): nonces already used
+ * keyExchanges/{exchangeId}          initiatorId, targetId, pairKey, status (pending | completed |
+ *                                     superseded), both ephemeral keys and signatures, createdAt,
+ *                                     expiresAt, completedAt, supersededBy, requestDeliveredAt,
+ *                                     responseDeliveredAt (see keyexchange/repository.ts)
  * relayEvents/{autoId}               instanceId, userId, type, payload, createdAt (server time),
  *                                     expiresAt (TTL): short-lived events for a user, addressed to
  *                                     the relay instances holding the user's sockets
@@ -51,6 +55,7 @@ export const COLLECTIONS = {
   pairCounters: "pairCounters",
   nonces: "nonces",
   relayEvents: "relayEvents",
+  keyExchanges: "keyExchanges",
   presence: "presence",
   relayInstances: "relayInstances",
   files: "files",

@@ -21,6 +21,11 @@ export class KeyedQueue {
     return result;
   }
 
+  /** Resolves once everything queued so far for `key` has finished. */
+  async settled(key: string): Promise<void> {
+    await this.tails.get(key);
+  }
+
   /** Resolves once everything queued so far has finished. */
   async idle(): Promise<void> {
     await Promise.all(this.tails.values());

@@ -1,0 +1,71 @@
+import { z } from "zod";
+import { AppError } from "../shared/errors";
+import { idOf, parseInput, text } from "../shared/validation";
+import type { ParsedForm } from "./multipart";
+
+/** The upload form, part names as the guide shows them. */
+export const FILE_PART = "encryptedData";
+export const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature"] as const;
+
+/** Longest name kept: what file systems allow for one name (255), counted in characters. */
+export const MAX_FILENAME_LENGTH = 255;
+/** Longest name accepted before sanitizing (a browser sends at most a path's worth). */
+const MAX_RAW_FILENAME_LENGTH = 1024;
+
+// base64 or base64url text; stored and returned exactly as sent, never decoded.
+const BASE64ISH = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+const encoded = (max: number) =>
+  text()
+    .min(1, "is required")
+    .max(max, `must be at most ${max} characters`)
+    .regex(BASE64ISH, "must be base64 text");
+
+// C0 and C1 controls (NUL, CR, LF, ESC, ...) and DEL.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
+// Invisible and direction-changing characters: "invoice\u202Efdp.exe" would display as "invoiceexe.pdf".
+const INVISIBLE_CHARACTERS = /[\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]/g;
+
+/**
+ * The original filename is display metadata for the receiver, never a path: control and invisible
+ * characters are removed, and only the last segment of anything path-like is kept (as browsers do:
+ * "C:\\Users\\me\\a.pdf" and "../../a.pdf" are both "a.pdf"). A name that is nothing but dots and
+ * spaces is no name at all.
+ */
+export function sanitizeFilename(raw: string): string {
+  const cleaned = raw.normalize("NFC").replace(CONTROL_CHARACTERS, "").replace(INVISIBLE_CHARACTERS, "");
+  const lastSegment = cleaned.split(/[/\\]/).pop() ?? "";
+  const name = lastSegment.trim();
+  return /^[.\s]*$/.test(name) ? "" : name;
+}
+
+const filename = text()
+  .min(1, "is required")
+  .max(MAX_RAW_FILENAME_LENGTH, `must be at most ${MAX_RAW_FILENAME_LENGTH} characters`)
+  .transform(sanitizeFilename)
+  .refine((name) => name.length > 0, "must contain a file name")
+  .refine((name) => name.length <= MAX_FILENAME_LENGTH, `must be at most ${MAX_FILENAME_LENGTH} characters`);
+
+export const uploadFieldsSchema = z.object({
+  receiverId: idOf("user"),
+  filename,
+  iv: encoded(64),
+  authTag: encoded(64),
+  signature: encoded(1024),
+});
+
+export type UploadInput = z.infer<typeof uploadFieldsSchema> & { size: number };
+
+/** The form's text parts, then its file part: every problem is a 400 naming the part. */
+export function uploadInputOf(form: ParsedForm): UploadInput {
+  const fields = parseInput(uploadFieldsSchema, form.fields);
+  if (form.fileBytes === undefined) {
+    throw new AppError("VALIDATION_ERROR", `${FILE_PART}: is required (a file part)`, { field: FILE_PART });
+  }
+  if (form.fileBytes === 0) {
+    throw new AppError("VALIDATION_ERROR", `${FILE_PART}: must not be empty`, { field: FILE_PART });
+  }
+  return { ...fields, size: form.fileBytes };
+}
+
+export const fileParamsSchema = z.object({ fileId: idOf("file") });
