@@ -185,6 +185,18 @@ async function main() {
     }
     held.forEach((socket) => socket.disconnect());
     capacity.stop();
+
+    // The floor: the same number of sockets on a bare Socket.IO server (no auth, no Firestore).
+    const bareCapacity = await startChild("bare", {});
+    const bareIdle = (await bareCapacity.ask({ cmd: "memory" })).memory;
+    const bareHeld = await connectAll(bareCapacity.url, held.map((_, i) => ({ id: `user_${i}` })), (user) => ({ userId: user.id }));
+    await sleep(1000);
+    const bareMemory = (await bareCapacity.ask({ cmd: "memory" })).memory;
+    const bareRss = (bareMemory.rss - bareIdle.rss) / bareHeld.length / 1024;
+    const bareHeap = (bareMemory.heapUsed - bareIdle.heapUsed) / bareHeld.length / 1024;
+    lines.push(`${String(bareHeld.length).padStart(7)}  bare Socket.IO (floor)${bareRss.toFixed(1).padStart(27)}${bareHeap.toFixed(1).padStart(19)}`);
+    bareHeld.forEach((socket) => socket.disconnect());
+    bareCapacity.stop();
     lines.push("(target: 5,000 sockets at under 50 KiB each above the idle process)");
     console.log("\n" + lines.join("\n") + "\n");
   } finally {
