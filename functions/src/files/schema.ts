@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AppError } from "../shared/errors";
-import { idOf, parseInput, text } from "../shared/validation";
+import { base64Text, idOf, parseInput, text } from "../shared/validation";
 import type { ParsedForm } from "./multipart";
 
 /** The upload form, part names as the guide shows them. */
@@ -11,15 +11,6 @@ export const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature
 export const MAX_FILENAME_LENGTH = 255;
 /** Longest name accepted before sanitizing (a browser sends at most a path's worth). */
 const MAX_RAW_FILENAME_LENGTH = 1024;
-
-// base64 or base64url text; stored and returned exactly as sent, never decoded.
-const BASE64ISH = /^[A-Za-z0-9+/_-]+={0,2}$/;
-
-const encoded = (max: number) =>
-  text()
-    .min(1, "is required")
-    .max(max, `must be at most ${max} characters`)
-    .regex(BASE64ISH, "must be base64 text");
 
 // C0 and C1 controls (NUL, CR, LF, ESC, ...) and DEL.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/g;
@@ -49,9 +40,9 @@ const filename = text()
 export const uploadFieldsSchema = z.object({
   receiverId: idOf("user"),
   filename,
-  iv: encoded(64),
-  authTag: encoded(64),
-  signature: encoded(1024),
+  iv: base64Text(64),
+  authTag: base64Text(64),
+  signature: base64Text(1024),
 });
 
 export type UploadInput = z.infer<typeof uploadFieldsSchema> & { size: number };

@@ -1,5 +1,6 @@
 import { verify, type KeyObject } from "node:crypto";
 import type { Curve } from "../shared/keys";
+import { BASE64_TEXT } from "../shared/validation";
 
 /**
  * ECDSA as the browser's Web Crypto does it: SHA-256 for P-256 keys, SHA-384 for P-384, over the
@@ -12,7 +13,7 @@ const MAX_SIGNATURE_BYTES = 160;
 
 /** Standard or URL-safe base64, padding optional; undefined when it is not base64 at all. */
 function decodeBase64(text: string): Buffer | undefined {
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return undefined;
+  if (!BASE64_TEXT.test(text)) return undefined;
   return Buffer.from(text.replace(/-/g, "+").replace(/_/g, "/"), "base64");
 }
 

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { AppError } from "../shared/errors";
-import { idOf, text } from "../shared/validation";
+import { BASE64_TEXT, base64Text, idOf, text } from "../shared/validation";
 
 /** Signal's per-message limit: 96 KiB of ciphertext (as the base64 text the client sends). */
 export const MAX_ENCRYPTED_CONTENT_LENGTH = 96 * 1024;
@@ -8,26 +8,17 @@ export const HISTORY_DEFAULT_LIMIT = 50;
 export const HISTORY_MAX_LIMIT = 100;
 export const HISTORY_MAX_OFFSET = 1000;
 
-// base64 or base64url text; stored and returned exactly as sent, never decoded.
-const BASE64ISH = /^[A-Za-z0-9+/_-]+={0,2}$/;
-
-const encoded = (max: number) =>
-  text()
-    .min(1, "is required")
-    .max(max, `must be at most ${max} characters`)
-    .regex(BASE64ISH, "must be base64 text");
-
 // ISO 8601 with a time and an explicit zone, as Date#toISOString produces (offsets accepted too).
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 export const sendMessageSchema = z.object({
   receiverId: idOf("user"),
   // Checked separately so that too-long ciphertext is a 413, not a 400 (see checkContentSize).
-  encryptedContent: text().min(1, "is required").regex(BASE64ISH, "must be base64 text"),
-  iv: encoded(64),
-  authTag: encoded(64),
-  nonce: encoded(128),
-  signature: encoded(1024),
+  encryptedContent: text().min(1, "is required").regex(BASE64_TEXT, "must be base64 text"),
+  iv: base64Text(64),
+  authTag: base64Text(64),
+  nonce: base64Text(128),
+  signature: base64Text(1024),
   timestamp: text()
     .max(40, "must be an ISO 8601 time")
     .regex(ISO_8601, "must be an ISO 8601 time")

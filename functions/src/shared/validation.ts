@@ -20,6 +20,17 @@ export function text() {
   return z.string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") });
 }
 
+/** Standard or URL-safe base64 with optional padding: ciphertext, ivs, tags, nonces, signatures. */
+export const BASE64_TEXT = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/** Base64 text of at most `max` characters, kept exactly as sent (never decoded or re-encoded). */
+export function base64Text(max: number) {
+  return text()
+    .min(1, "is required")
+    .max(max, `must be at most ${max} characters`)
+    .regex(BASE64_TEXT, "must be base64 text");
+}
+
 /** An id we minted, with the given prefix. Anything else never reaches a Firestore path. */
 export function idOf(prefix: IdPrefix) {
   return text()
