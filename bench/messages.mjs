@@ -120,6 +120,10 @@ async function main() {
       JWT_SECRET: randomBytes(32).toString("hex"),
       BCRYPT_COST: "4",
       SEND_RATE_BURST: "100000",
+      // ... and so are the ceilings (README "Rate limits"): every bench user registers and sends from 127.0.0.1.
+      REGISTER_IP_LIMIT: "1000000",
+      API_IP_LIMIT: "1000000",
+      API_USER_LIMIT: "1000000",
       LOG_LEVEL: "error",
     });
     const deps = { db: apiDb, config };

@@ -80,6 +80,12 @@ describe("the local stack (npm start)", () => {
       const profile = await fetch(`${stack.url}/api/users/profile`, { headers: { Authorization: `Bearer ${firstToken}` } });
       expect(profile.status).toBe(200);
       expect(((await profile.json()) as any).user.username).toBe("stack_user");
+      // The frontend team's pages: the demo, the typed client it imports, Socket.IO's browser client, the reference.
+      for (const [path, type] of [["/", "text/html"], ["/client/index.js", "javascript"], ["/socket.io/socket.io.js", "javascript"], ["/api/docs", "text/html"], ["/api/openapi.json", "application/json"]]) {
+        const page = await fetch(`${stack.url}${path}`);
+        expect(page.status, path).toBe(200);
+        expect(page.headers.get("content-type"), path).toContain(type);
+      }
 
       const secretFile = join(dataDir, "jwt-secret");
       expect(statSync(secretFile).mode & 0o777).toBe(0o600);

@@ -21,9 +21,12 @@ import { MessageSender } from "./messages/send";
 import { KeyExchangeRepository } from "./keyexchange/repository";
 import { keyExchangeRoutes } from "./keyexchange/routes";
 import { KeyExchangeService } from "./keyexchange/service";
+import { localSiteRoutes, type LocalSite } from "./local/site";
+import { referenceRoutes } from "./reference/routes";
 import { healthRoutes } from "./shared/health";
-import { errorHandler, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
+import { errorHandler, limitPreparsedBody, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
+import { createEndpointLimits } from "./shared/endpoint-limits";
 import { FirestoreRateLimiter } from "./shared/rate-limit";
 import { UserEvents } from "./relay/events";
 import { FirestorePresenceDirectory } from "./relay/presence";
@@ -39,6 +42,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Where encrypted file bodies go; without one, the file endpoints answer 503. */
   blobs?: BlobStore;
+  /** The local stack's static pages (the demo at /, the API reference at /api/docs); the Cloud Function has none. */
+  site?: LocalSite;
 }
 
 /** The domain services, built once and shared by the REST routes and the realtime relay. */
@@ -79,13 +84,14 @@ export function createServices(deps: AppDeps) {
     policy: config.files,
   });
   const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, presence, blobs, files, fileCleanup };
+  const limits = createEndpointLimits(config.rateLimits, db, clock);
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, presence, blobs, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 export function createApp(deps: AppDeps, services: Services = createServices(deps)): Express {
-  const { config, logger } = services;
+  const { config, logger, limits } = services;
   const app = express();
   app.set("trust proxy", config.trustProxyHops);
   app.disable("x-powered-by");
@@ -94,21 +100,26 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use(requestLogger(logger)); // first, so even CORS preflights get a request id and a log line
   app.use(helmet());
   app.use(cors({ origin: config.corsOrigins, credentials: true }));
+  app.use("/api", limits.perAddress); // after CORS, so a browser can read a 429
+  // Who is asking, then how often they have asked (README "Rate limits"); a Router chains the two.
+  const authenticated = Router().use(requireAuth(services.tokens, services.sessions), limits.perUser);
   // File uploads are multipart bodies that files/multipart.ts reads as a stream, so the files router is
   // mounted before the JSON-only body handling below instead of giving that global middleware a list of
   // exceptions: every other route keeps refusing non-JSON bodies, and no route here takes a JSON body.
-  app.use("/api/files", requireAuth(services.tokens, services.sessions), fileRoutes(services.files));
+  app.use("/api/files", authenticated, fileRoutes(services.files));
   app.use(requireJsonBody);
+  app.use(limitPreparsedBody(config.jsonBodyLimitBytes)); // Cloud Functions parsed it already
   app.use(express.json({ limit: config.jsonBodyLimitBytes }));
 
-  const authenticated = requireAuth(services.tokens, services.sessions);
   const api = Router();
   api.use(healthRoutes(services.db));
-  api.use("/auth", authRoutes(services.auth, authenticated));
-  api.use("/users", authenticated, userRoutes(services.userService));
+  api.use(referenceRoutes());
+  api.use("/auth", authRoutes(services.auth, authenticated, limits));
+  api.use("/users", authenticated, userRoutes(services.userService, limits));
   api.use("/messages", authenticated, messageRoutes(services.sender, services.messages));
-  api.use("/keyexchange", authenticated, keyExchangeRoutes(services.keyExchanges));
+  api.use("/keyexchange", authenticated, keyExchangeRoutes(services.keyExchanges, limits));
   app.use("/api", api);
+  if (deps.site) app.use(localSiteRoutes(deps.site));
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

@@ -47,6 +47,30 @@ const envSchema = z.object({
   FILE_UPLOAD_LIMIT: intFrom(30, 1, 100_000),
   FILE_UPLOAD_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
   FILE_QUOTA_BYTES: intFrom(500 * MIB, 1, Number.MAX_SAFE_INTEGER),
+  // Rate limits per endpoint class (README "Rate limits"): a bucket of LIMIT that refills over WINDOW_SECONDS.
+  // Default depends on the mode (see below): locally every demo run registers from 127.0.0.1.
+  REGISTER_IP_LIMIT: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  REGISTER_IP_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
+  REFRESH_IP_LIMIT: intFrom(120, 1, 1_000_000),
+  REFRESH_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  SEARCH_LIMIT: intFrom(60, 1, 1_000_000),
+  SEARCH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  CONTACT_WRITE_LIMIT: intFrom(60, 1, 1_000_000),
+  CONTACT_WRITE_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
+  KEY_EXCHANGE_LIMIT: intFrom(30, 1, 1_000_000),
+  KEY_EXCHANGE_WINDOW_SECONDS: intFrom(600, 1, 86_400),
+  API_IP_LIMIT: intFrom(600, 1, 1_000_000),
+  API_IP_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  API_USER_LIMIT: intFrom(300, 1, 1_000_000),
+  API_USER_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  SOCKET_CONNECT_LIMIT: intFrom(30, 1, 1_000_000),
+  SOCKET_CONNECT_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  SOCKET_AUTH_LIMIT: intFrom(30, 1, 1_000_000),
+  SOCKET_AUTH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  SOCKET_EVENT_LIMIT: intFrom(300, 1, 1_000_000),
+  SOCKET_EVENT_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  TYPING_LIMIT: intFrom(10, 1, 1_000_000),
+  TYPING_WINDOW_SECONDS: intFrom(5, 1, 86_400),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   PORT: intFrom(3000, 0, 65_535),
@@ -81,12 +105,32 @@ export interface AppConfig {
     quotaBytes: number;
     uploadRate: { limit: number; windowSeconds: number };
   };
+  /**
+   * The endpoint classes without a limit of their own above (login, send and upload have theirs).
+   * Firestore-backed (every instance): register and refresh per address; search, contact changes and key
+   * exchange per user. Per process: the ceilings on all API requests per address and per user, and the
+   * realtime relay's connections and authentications per address, events and typing per socket.
+   */
+  rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
   /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
   trustProxyHops: number;
   logLevel: "debug" | "info" | "warn" | "error";
   port: number;
   host: string;
 }
+
+export type RateLimitClass =
+  | "register"
+  | "refresh"
+  | "search"
+  | "contactWrites"
+  | "keyExchange"
+  | "apiPerIp"
+  | "apiPerUser"
+  | "socketConnect"
+  | "socketAuth"
+  | "socketEvents"
+  | "typing";
 
 export const DEFAULT_LOCAL_PROJECT_ID = "demo-e2ee-messenger";
 
@@ -145,6 +189,19 @@ export function loadConfig(
       ttlDays: vars.FILE_TTL_DAYS,
       quotaBytes: vars.FILE_QUOTA_BYTES,
       uploadRate: { limit: vars.FILE_UPLOAD_LIMIT, windowSeconds: vars.FILE_UPLOAD_WINDOW_SECONDS },
+    },
+    rateLimits: {
+      register: { limit: vars.REGISTER_IP_LIMIT ?? (mode === "production" ? 20 : 1000), windowSeconds: vars.REGISTER_IP_WINDOW_SECONDS },
+      refresh: { limit: vars.REFRESH_IP_LIMIT, windowSeconds: vars.REFRESH_IP_WINDOW_SECONDS },
+      search: { limit: vars.SEARCH_LIMIT, windowSeconds: vars.SEARCH_WINDOW_SECONDS },
+      contactWrites: { limit: vars.CONTACT_WRITE_LIMIT, windowSeconds: vars.CONTACT_WRITE_WINDOW_SECONDS },
+      keyExchange: { limit: vars.KEY_EXCHANGE_LIMIT, windowSeconds: vars.KEY_EXCHANGE_WINDOW_SECONDS },
+      apiPerIp: { limit: vars.API_IP_LIMIT, windowSeconds: vars.API_IP_WINDOW_SECONDS },
+      apiPerUser: { limit: vars.API_USER_LIMIT, windowSeconds: vars.API_USER_WINDOW_SECONDS },
+      socketConnect: { limit: vars.SOCKET_CONNECT_LIMIT, windowSeconds: vars.SOCKET_CONNECT_WINDOW_SECONDS },
+      socketAuth: { limit: vars.SOCKET_AUTH_LIMIT, windowSeconds: vars.SOCKET_AUTH_WINDOW_SECONDS },
+      socketEvents: { limit: vars.SOCKET_EVENT_LIMIT, windowSeconds: vars.SOCKET_EVENT_WINDOW_SECONDS },
+      typing: { limit: vars.TYPING_LIMIT, windowSeconds: vars.TYPING_WINDOW_SECONDS },
     },
     // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
     trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),

@@ -6,7 +6,7 @@ import { getApps, initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
 import { getStorage } from "firebase-admin/storage";
 import { defineSecret } from "firebase-functions/params";
-import { onRequest } from "firebase-functions/v2/https";
+import { onRequest, type HttpsOptions } from "firebase-functions/v2/https";
 import { onSchedule } from "firebase-functions/v2/scheduler";
 import type { Express } from "express";
 import { createApp } from "./app";
@@ -18,13 +18,52 @@ import { createLogger } from "./shared/logger";
 
 const jwtSecret = defineSecret("JWT_SECRET");
 
+/**
+ * Both functions run here, next to Firestore (nam5, firebase.json) and the relay on Cloud Run
+ * (docs/DEPLOY.md): every request is a few Firestore round trips.
+ */
+const REGION = "us-central1";
+
+/**
+ * The settings of `api`, chosen together (docs/DEPLOY.md, "Function settings"). The platform reads each
+ * request's whole body into memory (req.rawBody, up to its own 32 MB cap, on any route) before the app
+ * runs, and an upload may be FILE_MAX_BYTES (25 MiB). So memory is budgeted per concurrent request:
+ * about 150 MiB for the process plus 20 x 32 MiB stays under 1 GiB, whatever mix of uploads arrives.
+ * One vCPU (the minimum for concurrency above 1) serves 20 Firestore-bound requests well; a login
+ * (bcrypt, cost 12) is about 0.3 s of it, so bursts of logins, not memory, make the API scale out.
+ */
+const apiOptions: HttpsOptions = {
+  region: REGION,
+  secrets: [jwtSecret],
+  memory: "1GiB",
+  cpu: 1,
+  concurrency: 20,
+  // A 25 MiB upload arrives within it over an uplink of about 2 Mbit/s.
+  timeoutSeconds: 120,
+  // A ceiling on cost, including what a flood of requests can spend: 400 requests in flight.
+  maxInstances: 20,
+  // Browsers call it directly; the API authenticates every request itself.
+  invoker: "public",
+};
+
 let app: Express | undefined;
 
 /** Built on the first request: secrets are only readable at run time, not while deploying. */
 function buildApp(): Express {
   initializeFirebase();
-  const config = loadConfig("production", process.env, { jwtSecret: jwtSecret.value() });
+  const config = loadConfig("production", functionEnv(), { jwtSecret: jwtSecret.value() });
   return createApp({ db: getFirestore(), config, blobs: projectBlobStore() });
+}
+
+/**
+ * The environment without PORT and HOST: they say where the local stack listens, while a function does
+ * not listen at all. Here PORT is the platform's, and the Functions emulator sets it to a socket path.
+ */
+function functionEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.PORT;
+  delete env.HOST;
+  return env;
 }
 
 /** Both functions may share an instance's process: initialize the Admin SDK once. */
@@ -37,20 +76,28 @@ function projectBlobStore(): GcsBlobStore {
   return new GcsBlobStore(() => getStorage().bucket());
 }
 
-export const api = onRequest(
-  { secrets: [jwtSecret], region: "us-central1", memory: "512MiB", concurrency: 80, timeoutSeconds: 60 },
-  (req, res) => {
-    app ??= buildApp();
-    // Called as .../api/auth/login through a Hosting rewrite the path keeps its /api prefix; called
-    // through the function's own URL (.../api) the function name is stripped. Serve both the same.
-    if (req.url !== "/api" && !req.url.startsWith("/api/")) req.url = "/api" + req.url;
-    app(req, res);
-  },
-);
+export const api = onRequest(apiOptions, (req, res) => {
+  app ??= buildApp();
+  // Called as .../api/auth/login through a Hosting rewrite the path keeps its /api prefix; called
+  // through the function's own URL (.../api) the function name is stripped. Serve both the same.
+  if (req.url !== "/api" && !req.url.startsWith("/api/")) req.url = "/api" + req.url;
+  app(req, res);
+});
 
-/** Expired files and orphans (blob without record, record without blob): see files/cleanup.ts. */
+/**
+ * Expired files and orphans (blob without record, record without blob): see files/cleanup.ts. One sweep
+ * at a time (a manual run never overlaps the scheduled one); it needs no JWT secret.
+ */
 export const cleanupFiles = onSchedule(
-  { schedule: "every 1 hours", region: "us-central1", memory: "256MiB", timeoutSeconds: 540, retryCount: 0 },
+  {
+    schedule: "every 1 hours",
+    region: REGION,
+    memory: "256MiB",
+    timeoutSeconds: 540,
+    retryCount: 0,
+    maxInstances: 1,
+    concurrency: 1,
+  },
   async () => {
     initializeFirebase();
     const logger = createLogger({ level: "info" });

@@ -13,6 +13,7 @@ import { runCleanupEvery } from "./files/cleanup";
 import { LocalBlobStore } from "./files/local-blob-store";
 import { EmulatorNotFoundError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
 import { localJwtSecret } from "./local/secret";
+import { DEFAULT_LOCAL_SITE } from "./local/site";
 import { attachRelay } from "./relay/relay";
 import { createLogger } from "./shared/logger";
 
@@ -51,7 +52,8 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Pro
   initializeApp({ projectId: config.projectId });
   // Encrypted file bodies: a folder beside the Firestore export, never served (only GET /api/files/:id reads it).
   const blobs = new LocalBlobStore(join(dataDir, "blobs"));
-  const deps = { db: getFirestore(), config, logger, blobs };
+  // The demo (/) and the API reference (/api/docs): static pages, local stack only.
+  const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
   const services = createServices(deps);
   const server = createServer(createApp(deps, services));
   const relay = await attachRelay(server, services);
@@ -91,6 +93,8 @@ async function main(): Promise<void> {
     `\nE2EE messenger backend running\n` +
       `  API:       ${stack.url}/api   (VITE_API_BASE_URL)\n` +
       `  Realtime:  ${stack.url.replace("http", "ws")}   (VITE_WS_URL)\n` +
+      `  Demo:      ${stack.url}/   (two users in one page, Web Crypto end to end)\n` +
+      `  Reference: ${stack.url}/api/docs   (OpenAPI: ${stack.url}/api/openapi.json)\n` +
       `  Project:   ${process.env.FIREBASE_PROJECT_ID ?? DEFAULT_LOCAL_PROJECT_ID} on the Firestore emulator\n` +
       `Press Ctrl-C to stop (data is kept).\n\n`,
   );

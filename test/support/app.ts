@@ -11,6 +11,7 @@ import { createApp, createServices, type Services } from "../../functions/src/ap
 import { loadConfig, type AppConfig } from "../../functions/src/config";
 import type { Clock } from "../../functions/src/shared/clock";
 import { LocalBlobStore } from "../../functions/src/files/local-blob-store";
+import { DEFAULT_LOCAL_SITE } from "../../functions/src/local/site";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
 
@@ -62,6 +63,19 @@ const TEST_ENV = {
   BCRYPT_COST: "4",
   JWT_SECRET: "test-secret-that-is-long-enough-0123456789",
   LOG_LEVEL: "debug",
+  // Every test request comes from 127.0.0.1, and a test file makes more of them in a minute than any
+  // client should: the limits of the endpoint classes are raised here, and the stories about them
+  // (test/security/rate-limits.test.ts) set small ones explicitly.
+  REGISTER_IP_LIMIT: "1000000",
+  REFRESH_IP_LIMIT: "1000000",
+  SEARCH_LIMIT: "1000000",
+  CONTACT_WRITE_LIMIT: "1000000",
+  KEY_EXCHANGE_LIMIT: "1000000",
+  API_IP_LIMIT: "1000000",
+  API_USER_LIMIT: "1000000",
+  SOCKET_CONNECT_LIMIT: "1000000",
+  SOCKET_AUTH_LIMIT: "1000000",
+  SOCKET_EVENT_LIMIT: "1000000",
 };
 
 export interface StartOptions {
@@ -72,6 +86,8 @@ export interface StartOptions {
   projectId?: string;
   /** Attach the realtime relay to the same server, as the local stack does. */
   relay?: RelayOptions;
+  /** Serve the local stack's static pages (the demo at /, the API reference at /api/docs), as server.ts does. */
+  site?: boolean;
 }
 
 /**
@@ -89,7 +105,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
   const blobDir = await mkdtemp(join(tmpdir(), "e2ee-blobs-"));
-  const deps = { db, config, clock, logger, blobs: new LocalBlobStore(blobDir) };
+  const deps = { db, config, clock, logger, blobs: new LocalBlobStore(blobDir), site: options.site ? DEFAULT_LOCAL_SITE : undefined };
   const services = createServices(deps);
   const server: Server = createServer(createApp(deps, services));
   const relay = options.relay ? await attachRelay(server, services, options.relay) : undefined;

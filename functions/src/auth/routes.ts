@@ -1,14 +1,15 @@
 import { Router, type RequestHandler } from "express";
+import type { EndpointLimits } from "../shared/endpoint-limits";
 import { requestContext } from "../shared/http";
 import { parseInput } from "../shared/validation";
 import { caller } from "./middleware";
 import { loginSchema, refreshSchema, registerSchema } from "./schema";
 import type { AuthService } from "./service";
 
-export function authRoutes(auth: AuthService, requireAuth: RequestHandler): Router {
+export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limits: Pick<EndpointLimits, "register" | "refresh">): Router {
   const router = Router();
 
-  router.post("/register", async (req, res) => {
+  router.post("/register", limits.register, async (req, res) => {
     const result = await auth.register(parseInput(registerSchema, req.body));
     res.status(201).json({ success: true, ...result });
   });
@@ -18,7 +19,7 @@ export function authRoutes(auth: AuthService, requireAuth: RequestHandler): Rout
     res.json({ success: true, ...result });
   });
 
-  router.post("/refresh", async (req, res) => {
+  router.post("/refresh", limits.refresh, async (req, res) => {
     const result = await auth.refresh(parseInput(refreshSchema, req.body));
     res.json({ success: true, ...result });
   });

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { text } from "../shared/validation";
 import { MAX_PUBLIC_KEY_PEM_LENGTH, parseEcPublicKeyPem } from "../shared/keys";
+import { doneResponseSchema, succeeded } from "../shared/responses";
+import { contactSchema, profileSchema } from "../users/presenters";
 
 /** bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated. */
 export const MAX_PASSWORD_BYTES = 72;
@@ -10,21 +12,28 @@ export const emailSchema = text()
   .trim()
   .max(254, "must be at most 254 characters")
   .pipe(z.email({ error: "must be a valid email address" }))
-  .transform((email) => email.toLowerCase());
+  .transform((email) => email.toLowerCase())
+  .describe("A valid email address; stored lower-cased, unique case-insensitively");
 
 export const usernameSchema = text()
-  .regex(/^[A-Za-z0-9_]{3,30}$/, "must be 3-30 letters, digits or underscores");
+  .regex(/^[A-Za-z0-9_]{3,30}$/, "must be 3-30 letters, digits or underscores")
+  // The lower-cased username is a Firestore document id (usernames/{usernameLower}), and Firestore
+  // reserves ids matching __.*__: such a name would fail deep in a transaction instead of here.
+  .refine((username) => !/^__.*__$/.test(username), "must not both start and end with two underscores")
+  .describe("3-30 letters, digits or underscores (not both starting and ending with `__`); unique case-insensitively");
 
 export const passwordSchema = text()
   .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
   .refine(
     (password) => Buffer.byteLength(password, "utf8") <= MAX_PASSWORD_BYTES,
     `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
-  );
+  )
+  .describe(`${MIN_PASSWORD_LENGTH} characters to ${MAX_PASSWORD_BYTES} bytes of UTF-8 (bcrypt's limit: longer is refused, never truncated)`);
 
 export const publicKeySchema = text()
   .max(MAX_PUBLIC_KEY_PEM_LENGTH, `must be at most ${MAX_PUBLIC_KEY_PEM_LENGTH} characters`)
-  .refine((pem) => parseEcPublicKeyPem(pem) !== undefined, "must be a PEM SPKI EC public key on P-256 or P-384");
+  .refine((pem) => parseEcPublicKeyPem(pem) !== undefined, "must be a PEM SPKI EC public key on P-256 or P-384")
+  .describe("The identity key: PEM SPKI (`-----BEGIN PUBLIC KEY-----`) EC public key on P-256 or P-384, stored exactly as sent");
 
 export const registerSchema = z.object({
   email: emailSchema,
@@ -50,3 +59,14 @@ export const refreshSchema = z.object({
   refreshToken: text().min(1, "is required").max(512, "is too long"),
 });
 export type RefreshInput = z.infer<typeof refreshSchema>;
+
+// Responses.
+const sessionTokens = {
+  token: z.string().describe("JWT access token (HS256): send it as `Authorization: Bearer <token>`"),
+  refreshToken: z.string().describe("Opaque, single use: POST /auth/refresh rotates it"),
+  expiresIn: z.number().int().describe("Seconds until `token` expires"),
+};
+export const registerResponseSchema = succeeded({ ...sessionTokens, user: profileSchema.omit({ lastLogin: true }) });
+export const loginResponseSchema = succeeded({ ...sessionTokens, user: profileSchema, contacts: z.array(contactSchema) });
+export const refreshResponseSchema = succeeded(sessionTokens);
+export const logoutResponseSchema = doneResponseSchema;

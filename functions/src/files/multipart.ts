@@ -149,6 +149,10 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
     parser.on("error", (error: Error) => {
       fail(error instanceof AppError ? error : malformed());
       storing?.destroy(error);
+      // A malformed part header is reported with a bare "error" event: busboy is not destroyed, and pipe()
+      // has unpiped the request, so no "close" would ever come and the request would hang. Destroying the
+      // parser brings "close" (and is a no-op when busboy already destroyed itself).
+      parser.destroy();
     });
     // "close" follows both the end of the form and an error (busboy destroys itself on either).
     parser.on("close", () => {

@@ -1,7 +1,8 @@
 import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
-import { FILE_PART } from "./schema";
+import type { z } from "zod";
+import { FILE_PART, type fileRecordSchema } from "./schema";
 
 /** The only door to file metadata and per-user storage usage (layout: shared/firestore.ts). */
 
@@ -22,21 +23,8 @@ export interface StoredFile {
 
 export type FileDraft = Omit<StoredFile, "uploadedAt" | "expiresAt">;
 
-/** What participants see (upload answer, GET …/meta). */
-export interface FileRecord {
-  id: string;
-  fileId: string;
-  filename: string;
-  size: number;
-  iv: string;
-  authTag: string;
-  signature: string;
-  uploaderId: string;
-  receiverId: string;
-  uploadedAt: string;
-  expiresAt: string;
-  downloadUrl: string;
-}
+/** What participants see (upload answer, GET …/meta); its schema is fileRecordSchema in schema.ts. */
+export type FileRecord = z.output<typeof fileRecordSchema>;
 
 export function toFileRecord(id: string, stored: StoredFile): FileRecord {
   return {

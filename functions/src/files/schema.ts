@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AppError } from "../shared/errors";
+import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
 import { base64Text, idOf, parseInput, text } from "../shared/validation";
 import type { ParsedForm } from "./multipart";
 
@@ -60,3 +61,29 @@ export function uploadInputOf(form: ParsedForm): UploadInput {
 }
 
 export const fileParamsSchema = z.object({ fileId: idOf("file") });
+
+// Responses.
+/** A file as its two parties see it (the upload answer, GET /files/:fileId/meta). */
+export const fileRecordSchema = z.object({
+  id: idOf("file"),
+  fileId: idOf("file").describe("The same value as `id`"),
+  filename: z.string().describe("The original name, sanitized; display metadata only"),
+  size: z.number().int().min(1).describe("Bytes of the encrypted file as stored"),
+  iv: z.string().describe("Exactly as sent"),
+  authTag: z.string().describe("Exactly as sent"),
+  signature: z.string().describe("Exactly as sent"),
+  uploaderId: idOf("user").describe("Always the authenticated uploader"),
+  receiverId: idOf("user"),
+  uploadedAt: isoTime(),
+  expiresAt: isoTime().describe("Refused from then on; uploadedAt + FILE_TTL_DAYS"),
+  downloadUrl: z.string().describe("/api/files/<fileId>"),
+});
+
+export const uploadResponseSchema = succeeded({
+  fileId: idOf("file"),
+  downloadUrl: z.string(),
+  uploadedAt: isoTime(),
+  file: fileRecordSchema,
+});
+export const fileMetaResponseSchema = succeeded({ file: fileRecordSchema });
+export const deleteFileResponseSchema = doneResponseSchema;

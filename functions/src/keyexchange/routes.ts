@@ -1,19 +1,20 @@
 import { Router } from "express";
 import { caller } from "../auth/middleware";
+import type { EndpointLimits } from "../shared/endpoint-limits";
 import { parseInput } from "../shared/validation";
 import { exchangeParamsSchema, initiateSchema, respondSchema } from "./schema";
 import type { KeyExchangeService } from "./service";
 
 /** Every route here is mounted behind requireAuth. */
-export function keyExchangeRoutes(exchanges: KeyExchangeService): Router {
+export function keyExchangeRoutes(exchanges: KeyExchangeService, limits: Pick<EndpointLimits, "keyExchange">): Router {
   const router = Router();
 
-  router.post("/initiate", async (req, res) => {
+  router.post("/initiate", limits.keyExchange, async (req, res) => {
     const input = parseInput(initiateSchema, req.body);
     res.status(201).json({ success: true, ...(await exchanges.initiate(caller(res).userId, input)) });
   });
 
-  router.post("/respond", async (req, res) => {
+  router.post("/respond", limits.keyExchange, async (req, res) => {
     const input = parseInput(respondSchema, req.body);
     res.json({ success: true, ...(await exchanges.respond(caller(res).userId, input)) });
   });

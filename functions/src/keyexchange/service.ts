@@ -6,7 +6,7 @@ import { parseEcPublicKeyPem, type EcPublicKey } from "../shared/keys";
 import type { UserEvents } from "../relay/events";
 import type { UserRepository } from "../users/repository";
 import { pairKeyOf, type Exchange, type ExchangeStatus, type KeyExchangeRepository } from "./repository";
-import type { InitiateInput, RespondInput } from "./schema";
+import type { ExchangeView, InitiateInput, KeyExchangeRequestEvent, RespondInput } from "./schema";
 import { verifySignature } from "./signatures";
 
 /**
@@ -144,7 +144,7 @@ export function statusOf(exchange: Exchange, now: Date): ExchangeStatus {
   return exchange.status;
 }
 
-function toView(exchange: Exchange, now: Date) {
+function toView(exchange: Exchange, now: Date): ExchangeView {
   return {
     exchangeId: exchange.id,
     initiatorId: exchange.initiatorId,
@@ -161,7 +161,7 @@ function toView(exchange: Exchange, now: Date) {
 }
 
 /** The guide's key_exchange_request payload (plus times). */
-export function requestEvent(exchange: Exchange) {
+export function requestEvent(exchange: Exchange): KeyExchangeRequestEvent {
   return {
     exchangeId: exchange.id,
     fromUserId: exchange.initiatorId,

@@ -1,24 +1,12 @@
 import type { Timestamp } from "firebase-admin/firestore";
+import type { z } from "zod";
+import type { messageRecordSchema } from "./schema";
 
 /**
- * A message as stored and as every client sees it. The ciphertext fields and clientTimestamp are kept
- * exactly as the sender sent them; `timestamp` is server time.
+ * A message as stored and as every client sees it (its schema, messageRecordSchema, is in schema.ts). The
+ * ciphertext fields and clientTimestamp are kept exactly as the sender sent them; `timestamp` is server time.
  */
-export interface MessageRecord {
-  id: string;
-  messageId: string;
-  senderId: string;
-  receiverId: string;
-  encryptedContent: string;
-  iv: string;
-  authTag: string;
-  nonce: string;
-  signature: string;
-  messageType: string;
-  sequenceNumber: number;
-  timestamp: string;
-  clientTimestamp: string;
-}
+export type MessageRecord = z.output<typeof messageRecordSchema>;
 
 /** The Firestore document: the record's fields plus what queries and delivery need. */
 export interface StoredMessage {

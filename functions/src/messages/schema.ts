@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AppError } from "../shared/errors";
+import { isoTime, succeeded } from "../shared/responses";
 import { BASE64_TEXT, base64Text, idOf, text } from "../shared/validation";
 
 /** Signal's per-message limit: 96 KiB of ciphertext (as the base64 text the client sends). */
@@ -14,7 +15,10 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2
 export const sendMessageSchema = z.object({
   receiverId: idOf("user"),
   // Checked separately so that too-long ciphertext is a 413, not a 400 (see checkContentSize).
-  encryptedContent: text().min(1, "is required").regex(BASE64_TEXT, "must be base64 text"),
+  encryptedContent: text()
+    .min(1, "is required")
+    .regex(BASE64_TEXT, "must be base64 text")
+    .describe(`Base64 ciphertext, at most ${MAX_ENCRYPTED_CONTENT_LENGTH} characters (413 PAYLOAD_TOO_LARGE beyond)`),
   iv: base64Text(64),
   authTag: base64Text(64),
   nonce: base64Text(128),
@@ -22,7 +26,8 @@ export const sendMessageSchema = z.object({
   timestamp: text()
     .max(40, "must be an ISO 8601 time")
     .regex(ISO_8601, "must be an ISO 8601 time")
-    .refine((value) => !Number.isNaN(Date.parse(value)), "must be an ISO 8601 time"),
+    .refine((value) => !Number.isNaN(Date.parse(value)), "must be an ISO 8601 time")
+    .describe("The sender's clock, ISO 8601 with a zone: at most 5 minutes old and 60 s ahead (else 400 STALE_TIMESTAMP)"),
   messageType: text()
     .regex(/^[a-z][a-z0-9_]{0,19}$/, "must be 1-20 lower-case letters, digits or underscores")
     .default("text"),
@@ -31,7 +36,8 @@ export const sendMessageSchema = z.object({
     .int("must be an integer")
     .min(1, "must be at least 1")
     .max(Number.MAX_SAFE_INTEGER, "is too large")
-    .optional(),
+    .optional()
+    .describe("Greater than the pair's last (else 409 REPLAY_DETECTED), stored as sent; absent, the server assigns last + 1"),
 });
 export type SendMessageInput = z.infer<typeof sendMessageSchema>;
 
@@ -63,3 +69,34 @@ export const historyQuerySchema = z.object({
   before: idOf("msg").optional(),
 });
 export type HistoryQuery = z.infer<typeof historyQuerySchema>;
+
+// Responses.
+/** A message as stored and as every client sees it: in the send answer, in history, in socket events. */
+export const messageRecordSchema = z.object({
+  id: idOf("msg").describe("Server-minted; the client deduplicates by it"),
+  messageId: idOf("msg").describe("The same value as `id` (the guide's socket examples call it messageId)"),
+  senderId: idOf("user").describe("Always the authenticated sender"),
+  receiverId: idOf("user"),
+  encryptedContent: z.string().describe("Exactly as sent: never decoded, re-encoded or trimmed"),
+  iv: z.string().describe("Exactly as sent"),
+  authTag: z.string().describe("Exactly as sent"),
+  nonce: z.string().describe("Exactly as sent; unique per sender"),
+  signature: z.string().describe("Exactly as sent"),
+  messageType: z.string(),
+  sequenceNumber: z.number().int().min(1).describe("Per ordered pair (sender → receiver)"),
+  timestamp: isoTime().describe("Server time of storage"),
+  clientTimestamp: z.string().describe("The sender's `timestamp`, byte for byte"),
+});
+
+export const sendMessageResponseSchema = succeeded({
+  messageId: idOf("msg"),
+  timestamp: isoTime(),
+  sequenceNumber: z.number().int().min(1),
+  message: messageRecordSchema,
+});
+
+export const historyResponseSchema = succeeded({
+  messages: z.array(messageRecordSchema).describe("One page, in ascending time"),
+  hasMore: z.boolean().describe("Older messages exist"),
+  total: z.number().int().min(0).describe("All messages of the conversation"),
+});

@@ -6,11 +6,12 @@ import { extractBearer } from "../auth/tokens";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
 import { AppError, errors, toEnvelope } from "../shared/errors";
 import { KeyedQueue } from "../shared/keyed-queue";
-import { idOf, parseInput } from "../shared/validation";
-import { z } from "zod";
+import { parseInput } from "../shared/validation";
 import { UserChannel } from "./channel";
+import { SocketLimits } from "./limits";
 import { keepListening } from "./resilient-listener";
 import { DEFAULT_PRESENCE_TIMING, PresenceTracker, type PresenceTiming } from "./presence";
+import { joinRoomSchema, messageAckSchema, typingSchema } from "./schema";
 import { TypingLimiter } from "./typing";
 
 /**
@@ -60,9 +61,6 @@ const userRoom = (userId: string) => `user:${userId}`;
 const EVENTS_LOOKBACK_MS = 2000;
 /** Event ids remembered to drop repeats after the feed is re-opened. */
 const SEEN_EVENTS_LIMIT = 5000;
-const messageAckSchema = z.object({ messageId: idOf("msg") });
-const contactSchema = z.object({ contactId: idOf("user") });
-const joinRoomSchema = z.object({ userId: z.string() });
 
 function asAppError(error: unknown): AppError | undefined {
   return error instanceof AppError ? error : undefined;
@@ -100,7 +98,9 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   );
   // Presence changes of one user are applied in order (connect, then disconnect, ...).
   const presenceQueue = new KeyedQueue();
-  const typing = new TypingLimiter(users);
+  const typing = new TypingLimiter(users, config.rateLimits.typing, clock);
+  const limits = new SocketLimits(config.rateLimits, clock, config.trustProxyHops);
+  io.use(limits.connection);
   let closing = false;
 
   const stateOf = (socket: Socket) => socket.data as SocketState;
@@ -174,6 +174,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       return;
     }
     try {
+      limits.authenticationAttempt(socket);
       const token = extractBearer(rawToken);
       if (!token) throw errors.unauthorized("Missing token");
       const claims = tokens.verify(token);
@@ -195,7 +196,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     } catch (error) {
       const known = asAppError(error) ?? errors.unauthorized("Authentication failed");
       if (!asAppError(error)) logger.error("socket authentication failed", { socketId: socket.id, error });
-      socket.emit("auth_error", { code: known.code, message: known.message });
+      socket.emit("auth_error", { code: known.code, message: known.message, ...(known.details ? { details: known.details } : {}) });
       socket.disconnect(true);
     }
   }
@@ -211,10 +212,15 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     }, authTimeoutMs);
     deadline.unref();
 
-    // Before authentication, every event but `authenticate` is refused.
+    // Every event counts against the socket's limit; before authentication, all but `authenticate` are refused.
     socket.use(([event, ...args], next) => {
-      if (state.userId || event === "authenticate") return next();
       const ack = typeof args[args.length - 1] === "function" ? (args[args.length - 1] as Ack) : undefined;
+      try {
+        limits.event(socket);
+      } catch (error) {
+        return failSafely(socket, error, ack);
+      }
+      if (state.userId || event === "authenticate") return next();
       emitError(socket, errors.unauthorized("Authenticate first"), ack);
     });
 
@@ -258,7 +264,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     ] as const) {
       socket.on(event, async (payload: unknown, ack?: Ack) => {
         try {
-          const { contactId } = parseInput(contactSchema, payload);
+          const { contactId } = parseInput(typingSchema, payload);
           await typing.check(socket.id, state.userId!, contactId);
           await events.publish(contactId, "typing_indicator", { fromUserId: state.userId, toUserId: contactId, isTyping });
           ack?.({ success: true });
@@ -271,6 +277,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     socket.on("disconnect", () => {
       clearTimeout(deadline);
       typing.forget(socket.id);
+      limits.forget(socket);
       if (state.userId) leaveChannel(socket, state.userId);
     });
 

@@ -1,34 +1,30 @@
-import { AppError, errors } from "../shared/errors";
+import type { Clock } from "../shared/clock";
+import { AppError } from "../shared/errors";
+import { enforce, MemoryRateLimiter, type RateLimitPolicy } from "../shared/rate-limit";
 import type { UserRepository } from "../users/repository";
 
 /**
- * Typing indicators go only to someone related by contact (either direction), and at most a burst of
- * TYPING_BURST then TYPING_PER_SECOND per socket. Per process is enough here: abuse costs one socket's
- * worth of writes, and the socket can be dropped.
+ * Typing indicators go only to someone related by contact (either direction), and at most `policy`
+ * per socket (TYPING_LIMIT per TYPING_WINDOW_SECONDS: a burst of 10, then 2 a second by default).
+ * Per process is enough here: abuse costs one socket's worth of writes, and the socket can be dropped.
  */
-const TYPING_BURST = 10;
-const TYPING_PER_SECOND = 2;
 const RELATION_CACHE_MS = 60_000;
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 export class TypingLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets: MemoryRateLimiter;
   private readonly relations = new Map<string, { related: boolean; at: number }>();
 
-  constructor(private readonly users: UserRepository) {}
+  constructor(
+    private readonly users: UserRepository,
+    private readonly policy: RateLimitPolicy,
+    clock: Clock,
+  ) {
+    this.buckets = new MemoryRateLimiter(clock);
+  }
 
   async check(socketId: string, fromUserId: string, toUserId: string): Promise<void> {
+    enforce(this.buckets.consumeNow(socketId, this.policy));
     const now = Date.now();
-    const bucket = this.buckets.get(socketId) ?? { tokens: TYPING_BURST, at: now };
-    bucket.tokens = Math.min(TYPING_BURST, bucket.tokens + ((now - bucket.at) / 1000) * TYPING_PER_SECOND);
-    bucket.at = now;
-    this.buckets.set(socketId, bucket);
-    if (bucket.tokens < 1) throw errors.rateLimited(Math.ceil((1 - bucket.tokens) / TYPING_PER_SECOND));
-    bucket.tokens -= 1;
 
     const key = `${fromUserId}>${toUserId}`;
     let relation = this.relations.get(key);
@@ -41,6 +37,6 @@ export class TypingLimiter {
   }
 
   forget(socketId: string): void {
-    this.buckets.delete(socketId);
+    this.buckets.forget(socketId);
   }
 }

@@ -39,10 +39,17 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     the quota; changed only in the transactions that create and
  *                                     delete files records
  *
- * Fields named expiresAt hold a Firestore Timestamp and carry a TTL policy in production
- * (docs/DEPLOY.md), so expired sessions and buckets disappear on their own.
- * files.expiresAt is the exception: no TTL policy, because a file's record, its usage and its blob
- * must go together; files/cleanup.ts (the scheduled cleanupFiles) removes all three.
+ * Fields named expiresAt hold a Firestore Timestamp. Those marked (TTL) carry a TTL policy in
+ * production (TTL_FIELDS below, firestore.indexes.json, docs/DEPLOY.md), so expired records disappear
+ * on their own. Two do not:
+ * - files.expiresAt: a file's record, its usage and its blob must go together; files/cleanup.ts (the
+ *   scheduled cleanupFiles) removes all three, finding them through this field's index.
+ * - keyExchanges.expiresAt: an exchange past it is still answered, as "expired".
+ *
+ * Indexes (firestore.indexes.json): the composite ones the queries need, and Firestore's automatic
+ * single-field ones except on fields no query reads alone: large opaque values (ciphertext, keys,
+ * signatures, event payloads) and times written in increasing order (an index on those would cap a
+ * collection at about 500 writes/s).
  */
 export const COLLECTIONS = {
   users: "users",
@@ -61,5 +68,14 @@ export const COLLECTIONS = {
   files: "files",
   fileUsage: "fileUsage",
 } as const;
+
+/** The TTL policies production needs: Firestore deletes a document some time after its field's time. */
+export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[keyof typeof COLLECTIONS]; field: "expiresAt" }> = [
+  { collectionGroup: COLLECTIONS.sessions, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.rateLimits, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.nonces, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.relayEvents, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.relayInstances, field: "expiresAt" },
+];
 
 export type { Firestore };

@@ -63,6 +63,22 @@ export const requireJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
+/**
+ * On Cloud Functions the platform has read and parsed the body before the app runs (up to its own 32 MB
+ * cap), so express.json finds it parsed and never applies its limit: apply the same limit to the bytes
+ * that arrived. Elsewhere there is no req.rawBody and express.json enforces the limit itself.
+ */
+export function limitPreparsedBody(limitBytes: number): RequestHandler {
+  return (req, _res, next) => {
+    const rawBody = (req as Request & { rawBody?: unknown }).rawBody;
+    if (Buffer.isBuffer(rawBody) && rawBody.length > limitBytes) {
+      next(new AppError("PAYLOAD_TOO_LARGE", "Request body is too large"));
+      return;
+    }
+    next();
+  };
+}
+
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new AppError("NOT_FOUND", `No route for ${req.method} ${req.path}`));
 };

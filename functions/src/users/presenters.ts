@@ -1,13 +1,42 @@
+import { z } from "zod";
+import { isoTime } from "../shared/responses";
+import { idOf } from "../shared/validation";
 import type { ContactRecord, UserRecord } from "./repository";
 
 /** What clients see of users: never the password hash, never someone else's email. */
+
+const publicKey = z.string().describe("PEM SPKI EC public key (P-256 or P-384), exactly as registered");
+
+export const publicUserSchema = z.object({
+  id: idOf("user"),
+  username: z.string(),
+  publicKey,
+});
+export type PublicUser = z.output<typeof publicUserSchema>;
+
+export const profileSchema = z.object({
+  id: idOf("user"),
+  email: z.string().describe("Lower-cased at registration"),
+  username: z.string(),
+  publicKey,
+  createdAt: isoTime(),
+  lastLogin: isoTime().nullable().describe("null until the first login"),
+});
+export type Profile = z.output<typeof profileSchema>;
+
+export const contactSchema = publicUserSchema.extend({
+  addedAt: isoTime(),
+  lastSeen: isoTime().nullable().describe("Last time online (or the last login until the relay has seen the user)"),
+  isOnline: z.boolean().describe("Has a socket on a live relay instance"),
+});
+export type Contact = z.output<typeof contactSchema>;
 
 export interface Presence {
   isOnline: boolean;
   lastSeen: Date | null;
 }
 
-export function toProfile(user: UserRecord) {
+export function toProfile(user: UserRecord): Profile {
   return {
     id: user.id,
     email: user.email,
@@ -18,11 +47,11 @@ export function toProfile(user: UserRecord) {
   };
 }
 
-export function toPublicUser(user: UserRecord) {
+export function toPublicUser(user: UserRecord): PublicUser {
   return { id: user.id, username: user.username, publicKey: user.publicKey };
 }
 
-export function toContact(contact: ContactRecord, presence: Presence) {
+export function toContact(contact: ContactRecord, presence: Presence): Contact {
   return {
     ...toPublicUser(contact.user),
     addedAt: contact.addedAt.toISOString(),

@@ -1,11 +1,12 @@
 import { Router } from "express";
 import { caller } from "../auth/middleware";
+import type { EndpointLimits } from "../shared/endpoint-limits";
 import { parseInput } from "../shared/validation";
 import { addContactSchema, contactParamsSchema, searchQuerySchema } from "./schema";
 import type { UserService } from "./service";
 
 /** Every route here is mounted behind requireAuth. */
-export function userRoutes(users: UserService): Router {
+export function userRoutes(users: UserService, limits: Pick<EndpointLimits, "search" | "contactWrites">): Router {
   const router = Router();
 
   router.get("/profile", async (_req, res) => {
@@ -16,18 +17,18 @@ export function userRoutes(users: UserService): Router {
     res.json({ success: true, contacts: await users.contacts(caller(res).userId) });
   });
 
-  router.post("/add-contact", async (req, res) => {
+  router.post("/add-contact", limits.contactWrites, async (req, res) => {
     const { username } = parseInput(addContactSchema, req.body);
     res.status(201).json({ success: true, contact: await users.addContact(caller(res).userId, username) });
   });
 
-  router.delete("/contacts/:contactId", async (req, res) => {
+  router.delete("/contacts/:contactId", limits.contactWrites, async (req, res) => {
     const { contactId } = parseInput(contactParamsSchema, req.params, "params");
     await users.removeContact(caller(res).userId, contactId);
     res.json({ success: true, message: "Contact removed" });
   });
 
-  router.get("/search", async (req, res) => {
+  router.get("/search", limits.search, async (req, res) => {
     const { q, limit } = parseInput(searchQuerySchema, req.query, "query");
     res.json({ success: true, users: await users.search(caller(res).userId, q, limit) });
   });

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { idOf, text } from "../shared/validation";
 import { usernameSchema } from "../auth/schema";
+import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
+import { contactSchema, profileSchema, publicUserSchema } from "./presenters";
 
 export const addContactSchema = z.object({ username: usernameSchema });
 export type AddContactInput = z.infer<typeof addContactSchema>;
@@ -23,3 +25,10 @@ export const searchQuerySchema = z.object({
     .default(SEARCH_DEFAULT_LIMIT),
 });
 export type SearchQuery = z.infer<typeof searchQuerySchema>;
+
+// Responses (the records themselves are in presenters.ts, which builds them).
+export const profileResponseSchema = succeeded({ user: profileSchema });
+export const contactsResponseSchema = succeeded({ contacts: z.array(contactSchema).describe("In the order they were added") });
+export const addContactResponseSchema = succeeded({ contact: publicUserSchema.extend({ addedAt: isoTime() }) });
+export const removeContactResponseSchema = doneResponseSchema;
+export const searchResponseSchema = succeeded({ users: z.array(publicUserSchema) });

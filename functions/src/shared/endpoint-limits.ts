@@ -1,0 +1,33 @@
+import type { Firestore } from "firebase-admin/firestore";
+import type { AppConfig } from "../config";
+import type { Clock } from "./clock";
+import { byCaller, byClientAddress, FirestoreRateLimiter, MemoryRateLimiter, rateLimit } from "./rate-limit";
+
+/**
+ * The rate limit middleware of each HTTP endpoint class (README "Rate limits"), built once per app.
+ * Where abuse would matter (creating accounts, guessing refresh tokens, scraping the user directory,
+ * probing usernames, spamming key exchanges) the buckets live in Firestore, so the limit holds however
+ * many instances serve the API. The ceilings on every request only have to keep one instance from being
+ * flooded, so they stay in the process and cost no Firestore round trip.
+ * Login, send and upload are limited inside their flows (auth/service.ts, messages/repository.ts,
+ * files/service.ts).
+ */
+export function createEndpointLimits(policies: AppConfig["rateLimits"], db: Firestore, clock: Clock) {
+  const shared = new FirestoreRateLimiter(db, clock);
+  const local = new MemoryRateLimiter(clock);
+  return {
+    /** Every /api request, per client address. */
+    perAddress: rateLimit(local, policies.apiPerIp, byClientAddress("api")),
+    /** Every authenticated request, per user: mount right behind requireAuth. */
+    perUser: rateLimit(local, policies.apiPerUser, byCaller("api")),
+    register: rateLimit(shared, policies.register, byClientAddress("register")),
+    refresh: rateLimit(shared, policies.refresh, byClientAddress("refresh")),
+    search: rateLimit(shared, policies.search, byCaller("search")),
+    /** Adding and removing contacts (adding one also tells whether a username exists). */
+    contactWrites: rateLimit(shared, policies.contactWrites, byCaller("contacts")),
+    /** Initiating and responding to key exchanges. */
+    keyExchange: rateLimit(shared, policies.keyExchange, byCaller("keyexchange")),
+  };
+}
+
+export type EndpointLimits = ReturnType<typeof createEndpointLimits>;

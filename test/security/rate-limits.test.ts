@@ -1,0 +1,324 @@
+import { randomBytes } from "node:crypto";
+import { io } from "socket.io-client";
+import { afterEach, describe, expect, it } from "vitest";
+import { MemoryRateLimiter } from "../../functions/src/shared/rate-limit";
+import { newPublicKeyPem, registerUser, startTestApp, TestClock, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
+import { messageBody, sendMessage } from "../support/messages";
+import { closeAllSockets, connect, connectAs, emitWithAck, nextEvent } from "../support/sockets";
+import { expectEnvelope, initiateExchange, person, send, signedEphemeral, upload } from "./support";
+
+/**
+ * Every endpoint class and the realtime relay have a rate limit (README "Rate limits"). Each story starts
+ * an app with a small limit of its own, trips it, and checks the refusal: 429 RATE_LIMITED with
+ * Retry-After and RateLimit-* over HTTP, a RATE_LIMITED error on the socket. The limits that must hold
+ * across instances are tripped through two instances sharing one Firestore project.
+ */
+
+const started: TestApp[] = [];
+
+async function appWith(env: Record<string, string>, options: Parameters<typeof startTestApp>[1] = {}): Promise<TestApp> {
+  const app = await startTestApp(env, options);
+  started.push(app);
+  return app;
+}
+
+afterEach(async () => {
+  closeAllSockets();
+  // Closing one instance clears the project's data: close the second instances first.
+  for (const app of started.reverse()) await app.close();
+  started.length = 0;
+});
+
+function expectRateLimited(response: Pick<ApiResponse, "status" | "body" | "headers">, limit: number): void {
+  expectEnvelope(response, 429, "RATE_LIMITED");
+  const retryAfter = Number(response.headers.get("retry-after"));
+  expect(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${retryAfter}`).toBe(true);
+  expect(response.headers.get("ratelimit-limit")).toBe(String(limit));
+  expect(response.headers.get("ratelimit-remaining")).toBe("0");
+  expect(Number(response.headers.get("ratelimit-reset"))).toBeGreaterThanOrEqual(1);
+  expect(response.body.error.details).toEqual({ retryAfterSeconds: retryAfter });
+}
+
+function registration() {
+  const id = randomBytes(6).toString("hex");
+  return { email: `rl_${id}@example.com`, username: `rl_${id}`, password: "correct horse battery staple", publicKey: newPublicKeyPem() };
+}
+
+const register = (app: TestApp) => app.request("POST", "/api/auth/register", { body: registration() });
+
+describe("HTTP endpoint classes", () => {
+  /**
+   * Each class: the env that makes its limit 2, and `call`, one request of the class by `user` (a fresh
+   * user of `app`). The third call must be refused, whichever instance it reaches.
+   */
+  const CLASSES: Array<{
+    name: string;
+    env: Record<string, string>;
+    call: (app: TestApp, user: RegisteredUser & { peer: RegisteredUser }) => Promise<ApiResponse>;
+  }> = [
+    { name: "register (per address)", env: { REGISTER_IP_LIMIT: "2" }, call: (app) => register(app) },
+    {
+      name: "login (per account)",
+      env: { LOGIN_ACCOUNT_LIMIT: "2" },
+      call: (app, user) => app.request("POST", "/api/auth/login", { body: { email: user.email, password: "wrong password" } }),
+    },
+    {
+      name: "refresh (per address)",
+      env: { REFRESH_IP_LIMIT: "2" },
+      call: (app) => app.request("POST", "/api/auth/refresh", { body: { refreshToken: `sess_${"x".repeat(24)}.guess` } }),
+    },
+    {
+      name: "search (per user)",
+      env: { SEARCH_LIMIT: "2" },
+      call: (app, user) => app.request("GET", "/api/users/search?q=rl", { token: user.token }),
+    },
+    {
+      name: "contact changes (per user)",
+      env: { CONTACT_WRITE_LIMIT: "2" },
+      call: (app, user) => app.request("POST", "/api/users/add-contact", { token: user.token, body: { username: user.peer.username } }),
+    },
+    {
+      name: "send (per sender and receiver)",
+      env: { SEND_RATE_BURST: "2", SEND_RATE_PER_SECOND: "0.01" },
+      call: (app, user) => sendMessage(app, user, user.peer),
+    },
+    {
+      name: "upload (per user)",
+      env: { FILE_UPLOAD_LIMIT: "2" },
+      call: async (app, user) => {
+        const answer = await upload(app, user, user.peer, randomBytes(32));
+        return { status: answer.status, headers: answer.headers, body: answer.body };
+      },
+    },
+  ];
+
+  it.each(CLASSES)("when $name is called a third time with a limit of 2, across two instances, then 429 RATE_LIMITED", async ({ env, call }) => {
+    // The users are registered by an instance without the limit, so that registering them costs nothing.
+    const setup = await appWith({});
+    const [user, peer] = [await registerUser(setup), await registerUser(setup)];
+    const first = await appWith(env, { projectId: setup.projectId });
+    const second = await appWith(env, { projectId: setup.projectId });
+    const caller = { ...user, peer };
+
+    const answers = [await call(first, caller), await call(second, caller)];
+    const refused = await call(first, caller);
+
+    for (const answer of answers) expect(answer.status, JSON.stringify(answer.body)).not.toBe(429);
+    expectRateLimited(refused, 2);
+  });
+
+  it("when a user has made 2 key exchange requests (initiate and respond together), then the third is 429 on any instance", async () => {
+    const first = await appWith({ KEY_EXCHANGE_LIMIT: "2" });
+    const second = await appWith({ KEY_EXCHANGE_LIMIT: "2" }, { projectId: first.projectId });
+    const [alice, bob, carol] = [await person(first), await person(first), await person(first)];
+
+    const exchangeId = await initiateExchange(first, bob, alice);
+    expect((await second.request("POST", "/api/keyexchange/respond", { token: alice.token, body: { exchangeId, ...(await signedEphemeral(alice)) } })).status).toBe(200);
+    await initiateExchange(first, alice, carol);
+    const refused = await second.request("POST", "/api/keyexchange/initiate", {
+      token: alice.token,
+      body: { targetUserId: bob.id, ...(await signedEphemeral(alice)) },
+    });
+
+    expectRateLimited(refused, 2);
+    expect((await first.request("GET", "/api/keyexchange/pending", { token: alice.token })).status).toBe(200);
+  });
+
+  it("when one user is throttled on search, then another user and the user's other endpoints are not", async () => {
+    const app = await appWith({ SEARCH_LIMIT: "1" });
+    const [alice, bob] = [await registerUser(app), await registerUser(app)];
+    await app.request("GET", "/api/users/search?q=u", { token: alice.token });
+
+    expectRateLimited(await app.request("GET", "/api/users/search?q=u", { token: alice.token }), 1);
+    expect((await app.request("GET", "/api/users/search?q=u", { token: bob.token })).status).toBe(200);
+    expect((await app.request("GET", "/api/users/profile", { token: alice.token })).status).toBe(200);
+  });
+
+  it("when the window has passed, then a throttled class answers again", async () => {
+    const app = await appWith({ SEARCH_LIMIT: "1", SEARCH_WINDOW_SECONDS: "60" });
+    const alice = await registerUser(app);
+    await app.request("GET", "/api/users/search?q=u", { token: alice.token });
+    const refused = await app.request("GET", "/api/users/search?q=u", { token: alice.token });
+    expectRateLimited(refused, 1);
+
+    app.clock.advance(Number(refused.headers.get("retry-after")) * 1000);
+
+    expect((await app.request("GET", "/api/users/search?q=u", { token: alice.token })).status).toBe(200);
+  });
+
+  it("when a request is allowed, then its RateLimit-* headers say how much of the class is left", async () => {
+    const app = await appWith({ SEARCH_LIMIT: "5" });
+    const alice = await registerUser(app);
+
+    const response = await app.request("GET", "/api/users/search?q=u", { token: alice.token });
+
+    expect(response.headers.get("ratelimit-limit")).toBe("5");
+    expect(response.headers.get("ratelimit-remaining")).toBe("4");
+  });
+
+  describe("the ceilings on every request (per process)", () => {
+    it("when one address has made API_IP_LIMIT requests of any kind, then the next is 429, even to health or an unknown route", async () => {
+      const app = await appWith({ API_IP_LIMIT: "3" });
+      await app.request("GET", "/api/health");
+      await app.request("GET", "/api/nothing-here");
+      await app.request("POST", "/api/auth/login", { body: {} });
+
+      expectRateLimited(await app.request("GET", "/api/health"), 3);
+      expectRateLimited(await app.request("GET", "/api/users/profile"), 3);
+      expectRateLimited(await send(app, "POST", "/api/files/upload"), 3);
+    });
+
+    it("when the address is throttled on one instance, then another instance still answers it (the ceiling is per process)", async () => {
+      const first = await appWith({ API_IP_LIMIT: "1" });
+      const second = await appWith({ API_IP_LIMIT: "1" }, { projectId: first.projectId });
+      await first.request("GET", "/api/health");
+
+      expect((await first.request("GET", "/api/health")).status).toBe(429);
+      expect((await second.request("GET", "/api/health")).status).toBe(200);
+    });
+
+    it("when one user has made API_USER_LIMIT authenticated requests, then every further one is 429 (files too) and other users go on", async () => {
+      const app = await appWith({ API_USER_LIMIT: "3" });
+      const [alice, bob] = [await registerUser(app), await registerUser(app)];
+      for (let i = 0; i < 3; i += 1) expect((await app.request("GET", "/api/users/profile", { token: alice.token })).status).toBe(200);
+
+      expectRateLimited(await app.request("GET", "/api/users/contacts", { token: alice.token }), 3);
+      expectRateLimited(await app.request("GET", `/api/messages/${bob.id}`, { token: alice.token }), 3);
+      expectRateLimited(await send(app, "GET", "/api/files/not-an-id", { authorization: `Bearer ${alice.token}` }), 3);
+      expect((await app.request("GET", "/api/users/profile", { token: bob.token })).status).toBe(200);
+    });
+
+    it("when requests are unauthenticated, then they do not count against any user", async () => {
+      const app = await appWith({ API_USER_LIMIT: "1" });
+      const alice = await registerUser(app);
+      for (let i = 0; i < 3; i += 1) await app.request("GET", "/api/users/profile");
+
+      expect((await app.request("GET", "/api/users/profile", { token: alice.token })).status).toBe(200);
+    });
+
+    it("when a client rotates X-Forwarded-For without a trusted proxy, then it stays in its own bucket", async () => {
+      const app = await appWith({ API_IP_LIMIT: "2", TRUST_PROXY: "0" });
+      for (const forwarded of ["1.1.1.1", "2.2.2.2"]) await app.request("GET", "/api/health", { headers: { "X-Forwarded-For": forwarded } });
+
+      expect((await app.request("GET", "/api/health", { headers: { "X-Forwarded-For": "3.3.3.3" } })).status).toBe(429);
+    });
+  });
+});
+
+describe("the realtime relay", () => {
+  const relayApp = (env: Record<string, string>) => appWith(env, { relay: {} });
+
+  it("when one address opens more than SOCKET_CONNECT_LIMIT connections, then connect_error RATE_LIMITED", async () => {
+    const app = await relayApp({ SOCKET_CONNECT_LIMIT: "2" });
+    for (let i = 0; i < 2; i += 1) await nextEvent(connect(app), "connect");
+
+    const error = await nextEvent<Error & { data?: any }>(connect(app), "connect_error");
+
+    expect(error.data).toMatchObject({ code: "RATE_LIMITED", details: { retryAfterSeconds: expect.any(Number) } });
+  });
+
+  it("when the relay trusts one proxy hop, then addresses behind it are limited one by one", async () => {
+    const app = await relayApp({ SOCKET_CONNECT_LIMIT: "1", TRUST_PROXY: "1" });
+    const from = (address: string) =>
+      io(app.baseUrl, { transports: ["websocket"], forceNew: true, reconnection: false, extraHeaders: { "X-Forwarded-For": address } });
+    const sockets = [from("10.0.0.1"), from("10.0.0.2")];
+    try {
+      await Promise.all(sockets.map((socket) => nextEvent(socket, "connect")));
+      const again = from("10.0.0.1");
+      sockets.push(again);
+      expect(await nextEvent<Error & { data?: any }>(again, "connect_error")).toMatchObject({ data: { code: "RATE_LIMITED" } });
+    } finally {
+      for (const socket of sockets) socket.disconnect();
+    }
+  });
+
+  it("when one address tries to authenticate more than SOCKET_AUTH_LIMIT times, then auth_error RATE_LIMITED even with a valid token", async () => {
+    const app = await relayApp({ SOCKET_AUTH_LIMIT: "2" });
+    const alice = await registerUser(app);
+    for (let i = 0; i < 2; i += 1) {
+      const socket = connect(app);
+      socket.emit("authenticate", { token: "not-a-token" });
+      expect(await nextEvent(socket, "auth_error")).toMatchObject({ code: "UNAUTHORIZED" });
+    }
+
+    const socket = connect(app, { token: alice.token });
+
+    expect(await nextEvent(socket, "auth_error")).toMatchObject({ code: "RATE_LIMITED", details: { retryAfterSeconds: expect.any(Number) } });
+  });
+
+  it("when a socket emits more than SOCKET_EVENT_LIMIT events, then each further one is RATE_LIMITED (ack or error event)", async () => {
+    const app = await relayApp({ SOCKET_EVENT_LIMIT: "3", SOCKET_EVENT_WINDOW_SECONDS: "60" });
+    const alice = await registerUser(app);
+    const socket = await connectAs(app, alice.token);
+    for (let i = 0; i < 3; i += 1) expect(await emitWithAck(socket, "join_room", { userId: alice.id })).toMatchObject({ success: true });
+
+    expect(await emitWithAck(socket, "join_room", { userId: alice.id })).toMatchObject({
+      success: false,
+      error: { code: "RATE_LIMITED", details: { retryAfterSeconds: 20 } },
+    });
+    socket.emit("message_ack", { messageId: "msg_x" });
+    expect(await nextEvent(socket, "error")).toMatchObject({ code: "RATE_LIMITED" });
+  });
+
+  it("when an unauthenticated socket floods events, then they count too: RATE_LIMITED instead of UNAUTHORIZED", async () => {
+    const app = await relayApp({ SOCKET_EVENT_LIMIT: "2" });
+    const socket = connect(app);
+    await nextEvent(socket, "connect");
+    for (let i = 0; i < 2; i += 1) expect(await emitWithAck(socket, "send_message", {})).toMatchObject({ error: { code: "UNAUTHORIZED" } });
+
+    expect(await emitWithAck(socket, "send_message", {})).toMatchObject({ success: false, error: { code: "RATE_LIMITED" } });
+  });
+
+  it("when the event window has passed, then the socket may emit again", async () => {
+    const app = await relayApp({ SOCKET_EVENT_LIMIT: "1", SOCKET_EVENT_WINDOW_SECONDS: "10" });
+    const alice = await registerUser(app);
+    const socket = connect(app);
+    socket.emit("authenticate", { token: alice.token });
+    await nextEvent(socket, "authenticated");
+    expect(await emitWithAck(socket, "join_room", { userId: alice.id })).toMatchObject({ error: { code: "RATE_LIMITED" } });
+
+    app.clock.advance(10_000);
+
+    expect(await emitWithAck(socket, "join_room", { userId: alice.id })).toMatchObject({ success: true });
+  });
+
+  it("when typing goes past TYPING_LIMIT per TYPING_WINDOW_SECONDS, then RATE_LIMITED", async () => {
+    const app = await relayApp({ TYPING_LIMIT: "2", TYPING_WINDOW_SECONDS: "60" });
+    const [alice, bob] = [await registerUser(app), await registerUser(app)];
+    await app.request("POST", "/api/users/add-contact", { token: alice.token, body: { username: bob.username } });
+    const socket = await connectAs(app, alice.token);
+    for (let i = 0; i < 2; i += 1) expect(await emitWithAck(socket, "typing_start", { contactId: bob.id })).toMatchObject({ success: true });
+
+    expect(await emitWithAck(socket, "typing_start", { contactId: bob.id })).toMatchObject({
+      success: false,
+      error: { code: "RATE_LIMITED", details: { retryAfterSeconds: 30 } },
+    });
+  });
+
+  it("when a pair has used its send burst over REST, then send_message on the socket is RATE_LIMITED too (one limit for both)", async () => {
+    const app = await relayApp({ SEND_RATE_BURST: "2", SEND_RATE_PER_SECOND: "0.01" });
+    const [alice, bob] = [await registerUser(app), await registerUser(app)];
+    expect((await sendMessage(app, alice, bob)).status).toBe(201);
+    const socket = await connectAs(app, alice.token);
+    expect(await emitWithAck(socket, "send_message", messageBody(bob.id))).toMatchObject({ success: true });
+
+    expect(await emitWithAck(socket, "send_message", messageBody(bob.id))).toMatchObject({ success: false, error: { code: "RATE_LIMITED" } });
+    expectRateLimited(await sendMessage(app, alice, bob), 2);
+  });
+});
+
+describe("the per-process buckets", () => {
+  it("when a flood of new keys arrives, then the process keeps a bounded number of buckets, and a throttled key in use stays throttled", () => {
+    const limiter = new MemoryRateLimiter(new TestClock(), 100);
+    const policy = { limit: 1, windowSeconds: 3600 };
+    limiter.consumeNow("attacker", policy);
+
+    for (let i = 0; i < 1000; i += 1) {
+      limiter.consumeNow(`spoofed-${i}`, policy);
+      if (i % 50 === 0) expect(limiter.consumeNow("attacker", policy).allowed).toBe(false);
+    }
+
+    expect(limiter.size).toBeLessThanOrEqual(100);
+    expect(limiter.consumeNow("attacker", policy).allowed).toBe(false);
+  });
+});

@@ -1,0 +1,140 @@
+import { randomBytes } from "node:crypto";
+import jwt from "jsonwebtoken";
+import { expect } from "vitest";
+import type { Firestore } from "firebase-admin/firestore";
+import { COLLECTIONS } from "../../functions/src/shared/firestore";
+import { registerUser, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
+import { newEphemeral, newIdentity, signP1363, type Identity } from "../support/webcrypto";
+
+/** Helpers shared by the security stories (test/security/*.test.ts). */
+
+/** The contract's error envelope, with nothing else at the top level and nothing internal inside. */
+export function expectEnvelope(response: Pick<ApiResponse, "status" | "body">, status?: number, code?: string): void {
+  const shown = `${response.status} ${JSON.stringify(response.body)?.slice(0, 300)}`;
+  if (status !== undefined) expect(response.status, shown).toBe(status);
+  expect(response.body, shown).toMatchObject({ success: false, error: { code: expect.any(String), message: expect.any(String) } });
+  expect(Object.keys(response.body).sort(), shown).toEqual(["error", "success"]);
+  expect(JSON.stringify(response.body), shown).not.toMatch(/stack|at \S+ \(|node_modules|\/work\//i);
+  if (code !== undefined) expect(response.body.error.code, shown).toBe(code);
+}
+
+/** Documents per collection, subcollections included, leaving out rate-limit buckets (they count refusals on purpose). */
+export async function countDocuments(db: Firestore): Promise<Record<string, number>> {
+  const names = Object.values(COLLECTIONS).filter((name) => name !== COLLECTIONS.rateLimits);
+  const counts = await Promise.all(
+    names.map(async (name) => {
+      const query = name === COLLECTIONS.contacts ? db.collectionGroup(name) : db.collection(name);
+      return [name, (await query.count().get()).data().count] as const;
+    }),
+  );
+  return Object.fromEntries(counts);
+}
+
+/** A user whose registered key is a Web Crypto ECDSA identity, so it can sign key exchanges. */
+export interface Person extends RegisteredUser {
+  identity: Identity;
+}
+
+export async function person(app: TestApp): Promise<Person> {
+  const identity = await newIdentity("P-256");
+  return { ...(await registerUser(app, { publicKey: identity.publicKeyPem })), identity };
+}
+
+/** A signed ephemeral key, as initiate and respond take it. */
+export async function signedEphemeral(signer: Person): Promise<{ ephemeralPublicKey: string; signature: string }> {
+  const ephemeral = await newEphemeral("P-256");
+  return { ephemeralPublicKey: ephemeral.publicKeyPem, signature: await signP1363(signer.identity, ephemeral.publicKeyPem) };
+}
+
+export async function initiateExchange(app: TestApp, from: Person, to: Person): Promise<string> {
+  const response = await app.request("POST", "/api/keyexchange/initiate", {
+    token: from.token,
+    body: { targetUserId: to.id, ...(await signedEphemeral(from)) },
+  });
+  expect(response.status, JSON.stringify(response.body)).toBe(201);
+  return response.body.exchangeId;
+}
+
+/** The upload form as the frontend sends it (FormData, the ciphertext as a Blob). */
+export function uploadForm(receiverId: string, data: Buffer, fields: Record<string, string> = {}): FormData {
+  const form = new FormData();
+  const values = {
+    receiverId,
+    filename: "report.pdf",
+    iv: randomBytes(12).toString("base64"),
+    authTag: randomBytes(16).toString("base64"),
+    signature: randomBytes(64).toString("base64"),
+    ...fields,
+  };
+  for (const [name, value] of Object.entries(values)) form.append(name, value);
+  form.append("encryptedData", new Blob([new Uint8Array(data)]), "blob");
+  return form;
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Headers;
+  body: any;
+  bytes: Buffer;
+}
+
+/** Any request with full control of the body (FormData, raw bytes) and the Authorization header. */
+export async function send(
+  app: Pick<TestApp, "baseUrl">,
+  method: string,
+  path: string,
+  options: { authorization?: string; body?: RequestInit["body"]; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RawAnswer> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.authorization !== undefined) headers.Authorization = options.authorization;
+  // A server that never answers is a failure of its own, not a test timeout.
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+  const response = await fetch(app.baseUrl + path, { method, headers, body: options.body, signal });
+  const bytes = Buffer.from(await response.arrayBuffer());
+  let body: unknown;
+  try {
+    body = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, headers: response.headers, body, bytes };
+}
+
+export async function upload(app: TestApp, from: RegisteredUser, to: RegisteredUser, data: Buffer, fields: Record<string, string> = {}) {
+  return send(app, "POST", "/api/files/upload", { authorization: `Bearer ${from.token}`, body: uploadForm(to.id, data, fields) });
+}
+
+function base64url(value: unknown): string {
+  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+}
+
+export function claimsOf(token: string): jwt.JwtPayload {
+  const claims = jwt.decode(token);
+  if (claims === null || typeof claims === "string") throw new Error("not a JWT");
+  return claims;
+}
+
+/**
+ * Every kind of bad credential a client can present, built from `victim`'s real token (so each keeps
+ * the victim's real session and differs in one way only). "revoked" is not here: it needs a logout.
+ */
+export function forgedCredentials(app: TestApp, victim: RegisteredUser, other: RegisteredUser) {
+  const { secret, audience, issuer } = app.config.jwt;
+  const claims = claimsOf(victim.token);
+  const [header, , signature] = victim.token.split(".");
+  const nowSeconds = Math.floor(app.clock.now().getTime() / 1000);
+  const sign = (payload: object, options: jwt.SignOptions = {}) =>
+    jwt.sign(payload, secret, { algorithm: "HS256", audience, issuer, subject: victim.id, ...options });
+  return {
+    /** Not a bearer token at all. */
+    malformed: "not.a-jwt",
+    /** The victim's token with the payload rewritten to name another user, signature kept. */
+    tampered: `${header}.${base64url({ ...claims, sub: other.id })}.${signature}`,
+    /** Unsigned, `alg: none`. */
+    algNone: `${base64url({ alg: "none", typ: "JWT" })}.${base64url({ ...claims, exp: nowSeconds + 600 })}.`,
+    /** Right secret and session, wrong audience. */
+    wrongAudience: sign({ sid: claims.sid }, { audience: "someone-else", expiresIn: 600 }),
+    /** Right everything, but expired a minute ago. */
+    expired: sign({ sid: claims.sid, iat: nowSeconds - 1000, exp: nowSeconds - 60 }),
+  };
+}

@@ -1,0 +1,353 @@
+// The two-user demo: every call goes through the typed client (/client, built from client/src) and
+// every secret stays in this page's Web Crypto keys (crypto.js).
+import { connectRealtime, createApiClient, emitChecked } from "/client/index.js";
+import * as e2e from "/crypto.js";
+
+/** What the scripted run sends; test/demo.test.ts looks for exactly these. */
+export const SCRIPT = {
+  aliceToBob: "Hello Bob! Only you can read this: the server sees ciphertext.",
+  bobToAlice: "Hi Alice, read you loud and clear (sent over the socket).",
+  file: { name: "meeting-notes.txt", text: "Meeting at noon, room 4.\nBring the keys, not the locks.\n" },
+};
+
+const api = createApiClient({ baseUrl: `${location.origin}/api` });
+const $ = (selector, root = document) => root.querySelector(selector);
+const statusLine = $("#status");
+const runButton = $("#run");
+
+function setStatus(state, text) {
+  statusLine.dataset.state = state;
+  statusLine.textContent = text;
+}
+
+const short = (text, length = 96) => (text.length > length ? `${text.slice(0, length)}…` : text);
+const randomSuffix = () => e2e.toBase64(crypto.getRandomValues(new Uint8Array(4))).replace(/[^A-Za-z0-9]/g, "").slice(0, 6).toLowerCase();
+
+/** One user of the demo: their keys, their API client and socket, and their half of the page. */
+class Person {
+  constructor(name) {
+    this.name = name;
+    this.panel = $("#user-panel").content.firstElementChild.cloneNode(true);
+    this.panel.id = name.toLowerCase();
+    $(".name", this.panel).textContent = name;
+    $("#users").append(this.panel);
+    this.events = new EventTarget();
+    this.ephemerals = new Map(); // exchangeId → my ephemeral key, until the exchange completes
+    this.decrypted = new Map(); // message id (or file id) → plaintext, for the server-copy table
+    this.fileOf = new Map(); // message id of a file announcement → file id
+  }
+
+  /** Runs one step, listed in the person's panel with its outcome. */
+  async step(label, action) {
+    const item = document.createElement("li");
+    item.textContent = label;
+    item.dataset.state = "running";
+    $(".steps", this.panel).append(item);
+    try {
+      const result = await action();
+      item.dataset.state = "done";
+      return result;
+    } catch (error) {
+      item.dataset.state = "failed";
+      item.append(` — ${error.code ? `${error.code}: ` : ""}${error.message}`);
+      throw error;
+    }
+  }
+
+  next(eventName, timeoutMs = 15_000) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${eventName} within ${timeoutMs / 1000} s`)), timeoutMs);
+      this.events.addEventListener(eventName, (event) => (clearTimeout(timer), resolve(event.detail)), { once: true });
+    });
+  }
+
+  emit(eventName, detail) {
+    this.events.dispatchEvent(new CustomEvent(eventName, { detail }));
+  }
+
+  async createKeys() {
+    this.identity = await e2e.newIdentity();
+    $(".identity", this.panel).textContent = `ECDSA P-256 · ${this.identity.fingerprint}`;
+  }
+
+  async register() {
+    const username = `${this.name.toLowerCase()}_${randomSuffix()}`;
+    const answer = await api.register({
+      email: `${username}@example.com`,
+      username,
+      password: crypto.randomUUID(),
+      publicKey: this.identity.publicKeyPem,
+    });
+    this.user = answer.user;
+    this.api = api.withToken(answer.token);
+    $(".user-id", this.panel).textContent = `${answer.user.username} · ${answer.user.id}`;
+  }
+
+  async connect() {
+    this.socket = await connectRealtime(window.io, location.origin, { token: this.api.token, transports: ["websocket"] });
+    this.socket.on("key_exchange_request", (event, ack) => {
+      ack();
+      this.onKeyExchangeRequest(event).catch((error) => this.emit("failure", error));
+    });
+    this.socket.on("key_exchange_response", (event, ack) => {
+      ack();
+      this.onKeyExchangeResponse(event).catch((error) => this.emit("failure", error));
+    });
+    this.socket.on("message_received", (record, ack) => {
+      ack();
+      this.onMessage(record).catch((error) => this.emit("failure", error));
+    });
+  }
+
+  async addContact(other) {
+    const { contact } = await this.api.addContact({ username: other.user.username });
+    this.peer = { id: contact.id, name: other.name, publicKey: contact.publicKey };
+  }
+
+  /** Initiator: a signed ephemeral key, sent through the API; the target hears of it on the socket. */
+  async initiateKeyExchange() {
+    const ephemeral = await e2e.newEphemeral();
+    const { exchangeId } = await this.api.initiateKeyExchange({
+      targetUserId: this.peer.id,
+      ephemeralPublicKey: ephemeral.publicKeyPem,
+      signature: await e2e.sign(this.identity, ephemeral.publicKeyPem),
+    });
+    this.ephemerals.set(exchangeId, ephemeral);
+    return exchangeId;
+  }
+
+  /** Target: check the initiator's signature with their registered key, answer with our own ephemeral key. */
+  async onKeyExchangeRequest(event) {
+    if (event.fromUserId !== this.peer?.id) return;
+    if (!(await e2e.verify(this.peer.publicKey, event.signature, event.ephemeralPublicKey))) {
+      throw new Error("The key exchange request is not signed by the contact's registered key");
+    }
+    const ephemeral = await e2e.newEphemeral();
+    await this.api.respondKeyExchange({
+      exchangeId: event.exchangeId,
+      ephemeralPublicKey: ephemeral.publicKeyPem,
+      signature: await e2e.sign(this.identity, ephemeral.publicKeyPem),
+    });
+    this.setSession(await e2e.deriveSessionKey(ephemeral, event.ephemeralPublicKey), "responded");
+  }
+
+  /** Initiator: check the target's signature, derive the same key. */
+  async onKeyExchangeResponse(event) {
+    const ephemeral = this.ephemerals.get(event.exchangeId);
+    if (!ephemeral || event.fromUserId !== this.peer?.id) return;
+    if (!(await e2e.verify(this.peer.publicKey, event.signature, event.ephemeralPublicKey))) {
+      throw new Error("The key exchange response is not signed by the contact's registered key");
+    }
+    this.ephemerals.delete(event.exchangeId);
+    this.setSession(await e2e.deriveSessionKey(ephemeral, event.ephemeralPublicKey), "initiated");
+  }
+
+  setSession(session, role) {
+    this.session = session;
+    $(".session", this.panel).textContent = `AES-256-GCM · ${session.fingerprint} (${role})`;
+    $(".session", this.panel).dataset.fingerprint = session.fingerprint;
+    this.emit("session", session);
+  }
+
+  /** A text message, over REST or the socket; both answer with the record the server stored. */
+  async sendText(text, via = "rest") {
+    const body = await e2e.sealMessage(this.identity, this.session, this.peer.id, text);
+    const record = via === "rest" ? (await this.api.sendMessage(body)).message : (await emitChecked(this.socket, "send_message", body)).message;
+    this.decrypted.set(record.id, text);
+    this.render({ direction: "out", record, text, verified: true, via });
+    return record;
+  }
+
+  /** A file: encrypted and signed here, uploaded as opaque bytes; its name travels inside an encrypted message. */
+  async sendFile(name, bytes) {
+    const sealed = await e2e.sealFile(this.identity, this.session, bytes);
+    const { file } = await this.api.uploadFile({
+      receiverId: this.peer.id,
+      filename: "attachment.bin", // the real name is secret: it goes in the encrypted announcement below
+      iv: sealed.iv,
+      authTag: sealed.authTag,
+      signature: sealed.signature,
+      encryptedData: new Blob([sealed.ciphertext]),
+    });
+    const announcement = JSON.stringify({ fileId: file.fileId, name, size: bytes.length });
+    const body = await e2e.sealMessage(this.identity, this.session, this.peer.id, announcement, "file");
+    const { message: record } = await this.api.sendMessage(body);
+    this.decrypted.set(record.id, `File: ${name}`);
+    this.decrypted.set(file.fileId, new TextDecoder().decode(bytes));
+    this.fileOf.set(record.id, file.fileId);
+    this.render({ direction: "out", record, text: `File: ${name} (${bytes.length} bytes)`, verified: true, file: { record: file, bytes, ciphertext: sealed.ciphertext } });
+    return file;
+  }
+
+  async onMessage(record) {
+    if (record.senderId !== this.peer?.id || !this.session) return;
+    const { text, verified } = await e2e.openMessage(this.peer.publicKey, this.session, record);
+    if (!verified) throw new Error(`Message ${record.id} is not signed by ${this.peer.name}`);
+    if (record.messageType === "file") {
+      const announcement = JSON.parse(text);
+      const { file } = await this.api.getFileMeta(announcement.fileId);
+      const ciphertext = await this.api.downloadFile(announcement.fileId);
+      const opened = await e2e.openFile(this.peer.publicKey, this.session, ciphertext, file);
+      if (!opened.verified) throw new Error(`File ${file.fileId} is not signed by ${this.peer.name}`);
+      this.decrypted.set(record.id, `File: ${announcement.name}`);
+      this.decrypted.set(file.fileId, new TextDecoder().decode(opened.bytes));
+      this.fileOf.set(record.id, file.fileId);
+      this.render({ direction: "in", record, text: `File: ${announcement.name} (${opened.bytes.length} bytes)`, verified, file: { record: file, bytes: opened.bytes, ciphertext } });
+      this.emit("file", { name: announcement.name, bytes: opened.bytes });
+    } else {
+      this.decrypted.set(record.id, text);
+      this.render({ direction: "in", record, text, verified });
+      this.emit("message", { record, text });
+    }
+  }
+
+  render({ direction, record, text, verified, via, file }) {
+    const node = $("#message").content.firstElementChild.cloneNode(true);
+    node.dataset.direction = direction;
+    node.dataset.kind = file ? "file" : "text";
+    node.dataset.messageId = record.id;
+    const who = direction === "out" ? `to ${this.peer.name}` : `from ${this.peer.name}`;
+    $(".meta", node).textContent = `${who} · #${record.sequenceNumber}${via === "socket" ? " · via socket" : ""} · ${verified ? "signature ✓" : "unsigned"}`;
+    $(".plain", node).textContent = text;
+    const stored = file ? e2e.toBase64(file.ciphertext) : record.encryptedContent;
+    $(".cipher", node).textContent = short(stored, 160);
+    $(".cipher", node).title = stored;
+    const fields = file
+      ? { fileId: file.record.fileId, size: `${file.record.size} bytes`, iv: file.record.iv, authTag: file.record.authTag, filename: file.record.filename }
+      : { iv: record.iv, authTag: record.authTag, nonce: record.nonce };
+    for (const [name, value] of Object.entries(fields)) {
+      const term = document.createElement("dt");
+      term.textContent = name;
+      const detail = document.createElement("dd");
+      detail.textContent = value;
+      $(".crypto-fields", node).append(term, detail);
+    }
+    if (file) {
+      const preview = $(".file-text", node);
+      preview.hidden = false;
+      preview.textContent = new TextDecoder().decode(file.bytes);
+    }
+    $(".chat", this.panel).append(node);
+  }
+
+  enableCompose() {
+    const form = $(".compose", this.panel);
+    for (const control of form.elements) control.disabled = false;
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      const text = form.elements.text.value.trim();
+      if (!text) return;
+      form.elements.text.value = "";
+      this.sendText(text, "socket").catch((error) => setStatus("failed", `${this.name}: ${error.message}`));
+    };
+    form.elements.file.onchange = async () => {
+      const chosen = form.elements.file.files[0];
+      form.elements.file.value = "";
+      if (!chosen) return;
+      this.sendFile(chosen.name, new Uint8Array(await chosen.arrayBuffer())).catch((error) => setStatus("failed", `${this.name}: ${error.message}`));
+    };
+  }
+
+  close() {
+    this.socket?.disconnect();
+  }
+}
+
+/** Reads back what the server holds for the conversation, beside what the browsers decrypted. */
+async function showServerCopy(alice, bob) {
+  const { messages } = await alice.api.getHistory(bob.user.id, { limit: 100 });
+  const rows = [];
+  for (const record of messages) {
+    const from = record.senderId === alice.user.id ? alice : bob;
+    const to = from === alice ? bob : alice;
+    const plain = from.decrypted.get(record.id) ?? to.decrypted.get(record.id) ?? "";
+    rows.push([String(record.sequenceNumber), `${from.name} → ${to.name}`, record.messageType, record.encryptedContent, plain]);
+    if (record.messageType === "file") {
+      const fileId = to.fileOf.get(record.id) ?? from.fileOf.get(record.id);
+      if (fileId) {
+        const bytes = await to.api.downloadFile(fileId);
+        rows.push(["", `${from.name} → ${to.name}`, "file body", e2e.toBase64(bytes), to.decrypted.get(fileId) ?? ""]);
+      }
+    }
+  }
+  const body = $("#stored");
+  body.replaceChildren();
+  for (const cells of rows) {
+    const row = document.createElement("tr");
+    cells.forEach((value, index) => {
+      const cell = document.createElement("td");
+      if (index === 3) {
+        const code = document.createElement("code");
+        code.className = "cipher";
+        code.textContent = short(value, 120);
+        code.title = value;
+        cell.append(code);
+      } else {
+        cell.textContent = value;
+      }
+      if (index === 4) cell.className = "plain";
+      row.append(cell);
+    });
+    body.append(row);
+  }
+  $("#server-copy").hidden = false;
+}
+
+let people = [];
+
+async function run() {
+  e2e.assertWebCrypto();
+  if (typeof window.io !== "function") throw new Error("Socket.IO's client did not load from /socket.io/socket.io.js");
+  for (const person of people) person.close();
+  $("#users").replaceChildren();
+  $("#server-copy").hidden = true;
+  const alice = new Person("Alice");
+  const bob = new Person("Bob");
+  people = [alice, bob];
+  // A failure inside a socket handler ends the run too.
+  const failure = new Promise((_, reject) => {
+    for (const person of people) person.events.addEventListener("failure", (event) => reject(event.detail));
+  });
+  const script = (async () => {
+    await Promise.all([alice.step("Generate an identity key (ECDSA P-256)", () => alice.createKeys()), bob.step("Generate an identity key (ECDSA P-256)", () => bob.createKeys())]);
+    await Promise.all([alice.step("Register the public key", () => alice.register()), bob.step("Register the public key", () => bob.register())]);
+    await Promise.all([alice.step("Connect to the relay (Socket.IO)", () => alice.connect()), bob.step("Connect to the relay (Socket.IO)", () => bob.connect())]);
+    await alice.step("Add Bob as a contact", () => alice.addContact(bob));
+    await bob.step("Add Alice as a contact", () => bob.addContact(alice));
+
+    const bobSession = bob.next("session");
+    const aliceSession = alice.next("session");
+    await alice.step("Start the key exchange (signed ephemeral ECDH key)", () => alice.initiateKeyExchange());
+    await bob.step("Verify Alice's signature, respond with a signed ephemeral key", () => bobSession);
+    await alice.step("Verify Bob's signature, derive the session key", () => aliceSession);
+    if (alice.session.fingerprint !== bob.session.fingerprint) throw new Error("The two session keys differ");
+
+    const toBob = bob.next("message");
+    await alice.step("Send an encrypted message (REST)", () => alice.sendText(SCRIPT.aliceToBob, "rest"));
+    await bob.step("Receive, verify and decrypt it (socket)", () => toBob);
+    const toAlice = alice.next("message");
+    await bob.step("Reply over the socket (send_message)", () => bob.sendText(SCRIPT.bobToAlice, "socket"));
+    await alice.step("Receive, verify and decrypt the reply", () => toAlice);
+
+    const fileArrived = bob.next("file");
+    await alice.step(`Encrypt and upload ${SCRIPT.file.name}`, () => alice.sendFile(SCRIPT.file.name, new TextEncoder().encode(SCRIPT.file.text)));
+    await bob.step("Download, verify and decrypt the file", () => fileArrived);
+    await showServerCopy(alice, bob);
+  })();
+  await Promise.race([script, failure]);
+  for (const person of people) person.enableCompose();
+}
+
+runButton.addEventListener("click", async () => {
+  runButton.disabled = true;
+  setStatus("running", "Running…");
+  try {
+    await run();
+    setStatus("done", "Done: both sides hold the same session key; the server only stored ciphertext.");
+  } catch (error) {
+    console.error(error);
+    setStatus("failed", `Failed: ${error.code ? `${error.code}: ` : ""}${error.message}`);
+  } finally {
+    runButton.disabled = false;
+  }
+});
