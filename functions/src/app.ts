@@ -4,7 +4,7 @@ import helmet from "helmet";
 import type { Firestore } from "firebase-admin/firestore";
 import type { AppConfig } from "./config";
 import { createPasswordHasher } from "./auth/passwords";
-import { requireAuth } from "./auth/middleware";
+import { requireAuth, requireToken } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { AuthService } from "./auth/service";
 import { createSessionStore } from "./auth/sessions";
@@ -116,7 +116,11 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use(referenceRoutes());
   api.use("/auth", authRoutes(services.auth, authenticated, limits));
   api.use("/users", authenticated, userRoutes(services.userService, limits));
-  api.use("/messages", authenticated, messageRoutes(services.sender, services.messages));
+  const tokenChecked = Router().use(requireToken(services.tokens), limits.perUser);
+  api.use(
+    "/messages",
+    messageRoutes(services.sender, services.messages, { authenticated, tokenChecked, sessions: services.sessions }),
+  );
   api.use("/keyexchange", authenticated, keyExchangeRoutes(services.keyExchanges, limits));
   app.use("/api", api);
   if (deps.site) app.use(localSiteRoutes(deps.site));

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import { Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
@@ -22,10 +22,21 @@ interface SessionRecord {
 
 export type RevokeReason = "logout" | "refresh_token_reuse";
 
+/**
+ * A session check that a caller runs inside its own transaction, reading the session document with
+ * its other reads: the write then happens only if the session is active at that moment.
+ */
+export interface SessionGuard {
+  ref: DocumentReference;
+  /** Throws UNAUTHORIZED unless the snapshot shows the session active for the user. */
+  assertActive(snapshot: DocumentSnapshot): void;
+}
+
 export interface SessionStore {
   create(userId: string): Promise<{ sessionId: string; refreshToken: string }>;
   /** True when the session exists, belongs to the user, is not revoked and has not expired. */
   isActive(sessionId: string, userId: string): Promise<boolean>;
+  guard(sessionId: string, userId: string): SessionGuard;
   rotate(refreshToken: string): Promise<{ userId: string; sessionId: string; refreshToken: string }>;
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<void>;
 }
@@ -45,6 +56,15 @@ export function createSessionStore(
 ): SessionStore {
   const sessions = db.collection(COLLECTIONS.sessions);
   const expiry = () => Timestamp.fromMillis(clock.now().getTime() + ttlSeconds * 1000);
+  const activeFor = (snapshot: DocumentSnapshot, userId: string) => {
+    const session = snapshot.data() as SessionRecord | undefined;
+    return (
+      session !== undefined &&
+      session.userId === userId &&
+      session.revokedAt === null &&
+      session.expiresAt.toMillis() > clock.now().getTime()
+    );
+  };
 
   return {
     async create(userId) {
@@ -63,14 +83,17 @@ export function createSessionStore(
 
     async isActive(sessionId, userId) {
       if (!SESSION_ID.test(sessionId)) return false;
-      const snapshot = await sessions.doc(sessionId).get();
-      const session = snapshot.data() as SessionRecord | undefined;
-      return (
-        session !== undefined &&
-        session.userId === userId &&
-        session.revokedAt === null &&
-        session.expiresAt.toMillis() > clock.now().getTime()
-      );
+      return activeFor(await sessions.doc(sessionId).get(), userId);
+    },
+
+    guard(sessionId, userId) {
+      if (!SESSION_ID.test(sessionId)) throw errors.unauthorized("Session has ended; log in again");
+      return {
+        ref: sessions.doc(sessionId),
+        assertActive(snapshot) {
+          if (!activeFor(snapshot, userId)) throw errors.unauthorized("Session has ended; log in again");
+        },
+      };
     },
 
     async rotate(refreshToken) {

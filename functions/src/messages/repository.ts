@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
 import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
+import type { SessionGuard } from "../auth/sessions";
 import type { RateLimitDecision } from "../shared/rate-limit";
 import { conversationIdOf, pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 
@@ -77,17 +78,19 @@ export class MessageRepository {
 
   /**
    * Stores one message in one transaction with its pair counter and its nonce record: all three
-   * commit or none does. Every refusal (unknown receiver, replayed nonce or sequence number, rate)
-   * throws before anything is written.
+   * commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or sequence
+   * number, rate) throws before anything is written.
    */
-  async append(draft: MessageDraft, now: () => Date, rate: SendRatePolicy): Promise<AppendResult> {
+  async append(draft: MessageDraft, now: () => Date, rate: SendRatePolicy, session?: SessionGuard): Promise<AppendResult> {
     const pairRef = this.pairs.doc(pairIdOf(draft.senderId, draft.receiverId));
     const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
     const receiverRef = this.users.doc(draft.receiverId);
     const messageRef = this.messages.doc(draft.messageId);
 
     return this.db.runTransaction(async (tx) => {
-      const [pairSnap, nonceSnap, receiverSnap, existing] = await tx.getAll(pairRef, nonceRef, receiverRef, messageRef);
+      // The sender's session is read with the rest, so the message is stored only if it is active now.
+      const refs = session ? [pairRef, nonceRef, receiverRef, messageRef, session.ref] : [pairRef, nonceRef, receiverRef, messageRef];
+      const [pairSnap, nonceSnap, receiverSnap, existing, sessionSnap] = await tx.getAll(...refs);
       const nowMs = now().getTime();
       const pair = pairSnap!.data() as PairCounter | undefined;
 
@@ -96,6 +99,7 @@ export class MessageRepository {
         const { decision } = takeToken(pair, nowMs, rate);
         return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision };
       }
+      if (session) session.assertActive(sessionSnap!);
       if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
 
       const { tokens, decision } = takeToken(pair, nowMs, rate);

@@ -1,3 +1,4 @@
+import type { SessionGuard } from "../auth/sessions";
 import type { Clock } from "../shared/clock";
 import { AppError } from "../shared/errors";
 import { newId } from "../shared/ids";
@@ -25,7 +26,8 @@ export class MessageSender {
     private readonly rate: SendRatePolicy,
   ) {}
 
-  async send(senderId: string, input: SendMessageInput): Promise<AppendResult> {
+  /** `session`, when given, is checked inside the storing transaction (see SessionGuard). */
+  async send(senderId: string, input: SendMessageInput, session?: SessionGuard): Promise<AppendResult> {
     if (input.receiverId === senderId) {
       throw new AppError("VALIDATION_ERROR", "receiverId: you cannot send a message to yourself", { field: "receiverId" });
     }
@@ -44,7 +46,7 @@ export class MessageSender {
       requestedSequence: input.sequenceNumber,
     };
     return this.pairQueue.run(pairIdOf(senderId, input.receiverId), () =>
-      this.messages.append(draft, () => this.clock.now(), this.rate),
+      this.messages.append(draft, () => this.clock.now(), this.rate, session),
     );
   }
 

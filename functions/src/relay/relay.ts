@@ -241,7 +241,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       try {
         checkContentSize(payload);
         const input = parseInput(sendMessageSchema, payload);
-        const { record } = await sender.send(state.userId!, input);
+        const { record } = await sender.send(state.userId!, input, sessions.guard(state.sessionId!, state.userId!));
         ack?.({ success: true, message: record });
       } catch (error) {
         failSafely(socket, error, ack);
