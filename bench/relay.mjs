@@ -26,9 +26,13 @@ const stats = (values) => {
 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const children = new Set();
+process.on("exit", () => children.forEach((child) => child.kill("SIGKILL")));
+
 /** A child server process with a tiny request/reply protocol over IPC. */
 async function startChild(mode, env) {
   const child = fork(SERVER, [mode], { env: { ...process.env, ...env }, execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  children.add(child);
   const pending = new Map();
   let counter = 0;
   const ready = new Promise((resolve, reject) => {
@@ -86,6 +90,7 @@ async function connectAll(url, users, authOf, concurrency = 100) {
 async function exchange(users, sockets, sendOne) {
   const started = new Map();
   const latencies = [];
+  const failures = [];
   sockets.forEach((socket) =>
     socket.on("message_received", (message, ack) => {
       const t0 = started.get(message.nonce);
@@ -101,14 +106,18 @@ async function exchange(users, sockets, sendOne) {
       for (let round = 0; round < ROUNDS; round++) {
         const body = payload(partner.id);
         started.set(body.nonce, performance.now());
-        await sendOne(user, sockets[index], body);
+        try {
+          await sendOne(user, sockets[index], body);
+        } catch (error) {
+          failures.push(String(error.message ?? error));
+        }
       }
     }),
   );
   const deadline = Date.now() + 60_000;
   while (latencies.length < expected && Date.now() < deadline) await sleep(20);
   sockets.forEach((socket) => socket.removeAllListeners("message_received"));
-  return { ...stats(latencies), lost: expected - latencies.length };
+  return { ...stats(latencies), lost: expected - latencies.length - failures.length, failed: failures.length, firstFailure: failures[0] };
 }
 
 async function main() {
@@ -151,10 +160,11 @@ async function main() {
     bare.stop();
 
     lines.push(`Latency to message_received, ${USERS} connected users, ${ROUNDS} messages each (ms)`);
-    lines.push("path                          delivered  lost      p50      p99   p50 vs floor");
+    lines.push("path                          delivered  refused  lost      p50      p99   p50 vs floor");
     for (const [name, r] of [["REST send -> relay", rest], ["socket send -> relay", viaSocket], ["bare Socket.IO forward", floor]]) {
       lines.push(
-        `${name.padEnd(30)}${String(r.n).padStart(9)}${String(r.lost).padStart(6)}${r.p50.toFixed(1).padStart(9)}${r.p99.toFixed(1).padStart(9)}${(r.p50 / floor.p50).toFixed(1).padStart(12)}x`,
+        `${name.padEnd(30)}${String(r.n).padStart(9)}${String(r.failed).padStart(9)}${String(r.lost).padStart(6)}${r.p50.toFixed(1).padStart(9)}${r.p99.toFixed(1).padStart(9)}${(r.p50 / floor.p50).toFixed(1).padStart(12)}x` +
+          (r.firstFailure ? `   first refusal: ${r.firstFailure}` : ""),
       );
     }
 

@@ -341,6 +341,26 @@ describe("error responses never expose internals", () => {
   });
 });
 
+describe("a busy database", () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it("when Firestore gives up on a contended transaction (ABORTED), then 503 SERVICE_UNAVAILABLE with Retry-After, not 500", async () => {
+    const aborted = Object.assign(new Error("10 ABORTED: Transaction lock timeout."), { code: 10 });
+    vi.spyOn(app.services.userService, "profile").mockRejectedValueOnce(aborted);
+    const user = await registerUser(app);
+    const response = await app.request("GET", "/api/users/profile", { token: user.token });
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("1");
+    expect(response.body).toMatchObject({ success: false, error: { code: "SERVICE_UNAVAILABLE" } });
+  });
+});
+
 describe("request logging", () => {
   it("when a user registers, logs in, fails a login and reads the profile, then one request line each and no secret in any line", async () => {
     const logged = await startTestApp();

@@ -5,6 +5,7 @@ import type { Services } from "../app";
 import { extractBearer } from "../auth/tokens";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
 import { AppError, errors, toEnvelope } from "../shared/errors";
+import { busyDatabaseError } from "../shared/http";
 import { KeyedQueue } from "../shared/keyed-queue";
 import { parseInput } from "../shared/validation";
 import { UserChannel } from "./channel";
@@ -112,7 +113,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   };
 
   const failSafely = (socket: Socket, error: unknown, ack?: Ack) => {
-    const known = asAppError(error);
+    const known = asAppError(error) ?? busyDatabaseError(error);
     if (!known) logger.error("relay handler failed", { socketId: socket.id, error });
     emitError(socket, known ?? errors.internal(), ack);
   };

@@ -124,6 +124,19 @@ function fromClientError(error: BodyParserError & { expose?: boolean }): AppErro
   return new AppError("VALIDATION_ERROR", "Request body could not be read", { field: "body" });
 }
 
+/**
+ * gRPC status codes with which Firestore says "busy, try again" (ABORTED after the SDK's own retries
+ * of a contended transaction, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE): nothing was
+ * written, so the client may retry. Answered 503 with Retry-After, not 500.
+ */
+const RETRYABLE_FIRESTORE_CODES = new Set([10, 4, 8, 14]);
+
+export function busyDatabaseError(error: unknown): AppError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "number" || !RETRYABLE_FIRESTORE_CODES.has(code)) return undefined;
+  return new AppError("SERVICE_UNAVAILABLE", "The database is busy; retry shortly", { grpcCode: code }, { "Retry-After": "1" });
+}
+
 /** The one place where errors become the envelope. Unknown errors are logged and answered as 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, _req: Request, res: Response, _next: NextFunction) => {
@@ -133,8 +146,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     } else {
       const mapped =
         error instanceof Error ? (fromBodyParser(error as BodyParserError) ?? fromClientError(error as BodyParserError)) : undefined;
-      if (mapped) {
-        appError = mapped;
+      const busy = mapped ? undefined : busyDatabaseError(error);
+      if (busy) logger.warn("database busy", { requestId: res.locals.requestId, error: (error as Error).message });
+      if (mapped ?? busy) {
+        appError = (mapped ?? busy)!;
       } else {
         logger.error("unhandled error", {
           requestId: res.locals.requestId,
