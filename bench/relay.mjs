@@ -6,7 +6,7 @@
 //    MAX_SOCKETS, with memory per socket above the idle process.
 //
 //   npm run bench:relay                 (builds first)
-//   USERS=200 ROUNDS=5 PACE_MS=1000 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
+//   USERS=200 ROUNDS=3 PACE_MS=5000 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
 //
 // With one Firestore listener per connected user the emulator commits slowly (it serializes
 // transactions and evaluates every listener on each commit), so senders keep a human pace rather than
@@ -18,10 +18,10 @@ import { io } from "socket.io-client";
 import lib from "./lib.cjs";
 
 const USERS = Number(process.env.USERS ?? 200);
-const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MAX_SOCKETS = Number(process.env.MAX_SOCKETS ?? 5000);
 const STEP = Number(process.env.STEP ?? 1000);
-const PACE_MS = Number(process.env.PACE_MS ?? 1000);
+const PACE_MS = Number(process.env.PACE_MS ?? 5000);
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
