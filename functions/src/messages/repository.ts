@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
-import { AppError, errors } from "../shared/errors";
+import { AppError } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
 import type { SessionGuard } from "../auth/sessions";
-import type { RateLimitDecision } from "../shared/rate-limit";
+import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
 import { conversationIdOf, pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
@@ -48,19 +48,12 @@ const NONCE_RETENTION_MS = 15 * 60 * 1000;
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
 
-function takeToken(pair: PairCounter | undefined, nowMs: number, policy: SendRatePolicy) {
-  const elapsedSeconds = pair ? Math.max(0, nowMs - pair.tokensAtMs) / 1000 : 0;
-  const available = pair ? Math.min(policy.burst, pair.tokens + elapsedSeconds * policy.refillPerSecond) : policy.burst;
-  const allowed = available >= 1;
-  const tokens = allowed ? available - 1 : available;
-  const decision: RateLimitDecision = {
-    allowed,
-    limit: policy.burst,
-    remaining: Math.floor(tokens),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / policy.refillPerSecond)),
-    resetSeconds: Math.ceil((policy.burst - tokens) / policy.refillPerSecond),
-  };
-  return { tokens, decision };
+/** The pair's send-rate bucket, as the shared token bucket sees it (a burst, refilled at a steady rate). */
+function takeSendToken(pair: PairCounter | undefined, nowMs: number, rate: SendRatePolicy) {
+  const policy = { limit: rate.burst, windowSeconds: rate.burst / rate.refillPerSecond };
+  const bucket = pair ? { tokens: pair.tokens, updatedAtMs: pair.tokensAtMs } : undefined;
+  const { state, decision } = takeToken(bucket, nowMs, policy);
+  return { tokens: state.tokens, decision };
 }
 
 export class MessageRepository {
@@ -96,20 +89,14 @@ export class MessageRepository {
 
       // The SDK may retry an attempt that did commit: finding our own message means it is stored.
       if (existing!.exists) {
-        const { decision } = takeToken(pair, nowMs, rate);
+        const { decision } = takeSendToken(pair, nowMs, rate);
         return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision };
       }
       if (session) session.assertActive(sessionSnap!);
       if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
 
-      const { tokens, decision } = takeToken(pair, nowMs, rate);
-      if (!decision.allowed) {
-        throw errors.rateLimited(decision.retryAfterSeconds, {
-          "RateLimit-Limit": String(decision.limit),
-          "RateLimit-Remaining": "0",
-          "RateLimit-Reset": String(decision.resetSeconds),
-        });
-      }
+      const { tokens, decision } = takeSendToken(pair, nowMs, rate);
+      enforce(decision);
       if (nonceSnap!.exists) {
         throw new AppError("REPLAY_DETECTED", "This nonce was already used", { field: "nonce" });
       }

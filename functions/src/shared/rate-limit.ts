@@ -33,13 +33,13 @@ export interface RateLimiter {
 }
 
 /** A bucket's state: tokens left at a moment. */
-interface BucketState {
+export interface BucketState {
   tokens: number;
   updatedAtMs: number;
 }
 
 /** Refills the bucket up to `nowMs`, takes one token if there is one, and says what that means. */
-function takeToken(stored: BucketState | undefined, nowMs: number, policy: RateLimitPolicy) {
+export function takeToken(stored: BucketState | undefined, nowMs: number, policy: RateLimitPolicy) {
   const refillPerMs = policy.limit / (policy.windowSeconds * 1000);
   const elapsed = stored ? Math.max(0, nowMs - stored.updatedAtMs) : 0;
   const available = stored ? Math.min(policy.limit, stored.tokens + elapsed * refillPerMs) : policy.limit;
