@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { rawRequest, registerUser, startTestApp, type TestApp } from "./support/app";
@@ -249,6 +250,66 @@ describe("CORS", () => {
         expect(response.headers["access-control-allow-origin"]).toBeUndefined();
       },
     );
+  });
+});
+
+describe("a refused request leaves its keep-alive connection usable", () => {
+  /**
+   * Two requests on one TCP connection, the second sent once the first was answered: both must be
+   * answered. A server that stops reading a refused body (and does not drain it) never parses the second,
+   * and the client sees its connection reset seconds later.
+   */
+  async function twoOnOneConnection(first: Buffer): Promise<string[]> {
+    const socket = connect(Number(new URL(app.baseUrl).port), "127.0.0.1");
+    let received = "";
+    let ended = false;
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    socket.on("close", () => (ended = true));
+    socket.on("error", () => undefined); // a reset shows as a missing answer
+    const statusLines = () => received.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+    const answered = async (count: number) => {
+      const deadline = Date.now() + 3000;
+      while (statusLines().length < count && !ended && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    try {
+      socket.write(first);
+      await answered(1);
+      socket.write("GET /api/health HTTP/1.1\r\nHost: localhost\r\n\r\n");
+      await answered(2);
+      return statusLines();
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  const request = (method: string, path: string, headers: Record<string, string>, body: Buffer) =>
+    Buffer.concat([
+      Buffer.from(`${method} ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`),
+      body,
+    ]);
+  const TAIL = "A".repeat(200 * 1024);
+
+  it("when an upload's form breaks early (a control character in a part header) and 200 KiB follow, then 400 and the next request is answered", async () => {
+    const user = await registerUser(app);
+    const form = Buffer.from(
+      `--b\r\nContent-Disposition: form-data; name="encryptedData"; filename="a\u0006b"\r\n\r\nAAAA\r\n` +
+        `--b\r\nContent-Disposition: form-data; name="iv"\r\n\r\n${TAIL}\r\n--b--\r\n`,
+    );
+    const lines = await twoOnOneConnection(
+      request("POST", "/api/files/upload", { Authorization: `Bearer ${user.token}`, "Content-Type": "multipart/form-data; boundary=b" }, form),
+    );
+    expect(lines).toEqual(["HTTP/1.1 400", "HTTP/1.1 200"]);
+  });
+
+  it("when an upload of 200 KiB comes without a token, then 401 and the next request is answered", async () => {
+    const lines = await twoOnOneConnection(request("POST", "/api/files/upload", { "Content-Type": "multipart/form-data; boundary=b" }, Buffer.from(TAIL)));
+    expect(lines).toEqual(["HTTP/1.1 401", "HTTP/1.1 200"]);
+  });
+
+  it("when a JSON body is over the limit, then 413 and the next request is answered", async () => {
+    const body = Buffer.from(JSON.stringify({ email: "a@example.com", password: TAIL.repeat(2) }));
+    const lines = await twoOnOneConnection(request("POST", "/api/auth/login", { "Content-Type": "application/json" }, body));
+    expect(lines).toEqual(["HTTP/1.1 413", "HTTP/1.1 200"]);
   });
 });
 

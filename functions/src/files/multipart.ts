@@ -89,6 +89,8 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
       return;
     }
 
+    const rawBody = (req as Request & { rawBody?: unknown }).rawBody;
+    const preRead = Buffer.isBuffer(rawBody);
     const fields: Record<string, string> = {};
     let problem: Error | undefined;
     const fail = (error: Error) => {
@@ -153,14 +155,20 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
       // has unpiped the request, so no "close" would ever come and the request would hang. Destroying the
       // parser brings "close" (and is a no-op when busboy already destroyed itself).
       parser.destroy();
+      // The destroyed parser leaves the request unread: what is left of the body must still be read and
+      // dropped (as Node does for a body nobody consumed), or the next request on this keep-alive
+      // connection is never parsed and the client sees it reset.
+      if (!preRead) {
+        req.unpipe(parser);
+        req.resume();
+      }
     });
     // "close" follows both the end of the form and an error (busboy destroys itself on either).
     parser.on("close", () => {
       void (stored ?? Promise.resolve()).then(() => (problem ? reject(problem) : resolve({ fields, fileBytes })));
     });
 
-    const rawBody = (req as Request & { rawBody?: unknown }).rawBody;
-    if (Buffer.isBuffer(rawBody)) {
+    if (preRead) {
       parser.end(rawBody);
     } else if (req.destroyed && !req.complete) {
       parser.destroy(clientGone()); // it went away while auth and the limiter ran: no "close" is coming
