@@ -194,6 +194,26 @@ describe("delivery", () => {
     await waitFor(() => seen.every((list) => list.length === 1), 10_000, "all sockets");
     for (const list of seen) expect(list[0].id).toBe(sent.body.messageId);
   });
+
+  it("when several sockets on two instances acknowledge the same message at once, then the sender gets one receipt", async () => {
+    const [alice, bob] = await friends();
+    const aliceSocket = await connectAs(a, alice.token);
+    const receipts = collect(aliceSocket, "message_delivered");
+    const bobSockets = [await connectAs(a, bob.token), await connectAs(b, bob.token), await connectAs(b, bob.token), await connectAs(a, bob.token)];
+    const seen = bobSockets.map((socket) => collect(socket, "message_received"));
+    const sent = await sendMessage(a, alice, bob);
+    await waitFor(() => seen.every((list) => list.length === 1), 10_000, "all sockets");
+    // Every socket acknowledges twice, both ways, at the same moment.
+    for (const socket of bobSockets) {
+      socket.emit("message_ack", { messageId: sent.body.messageId });
+      socket.emit("message_ack", { messageId: sent.body.messageId });
+    }
+    await waitFor(() => receipts.length >= 1, 10_000, "message_delivered");
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(receipts).toEqual([{ messageId: sent.body.messageId, receiverId: bob.id, deliveredAt: expect.any(String) }]);
+    const stored = await a.db.collection("messages").doc(sent.body.messageId).get();
+    expect(stored.get("deliveredAt").toDate().toISOString()).toBe(receipts[0].deliveredAt);
+  });
 });
 
 describe("typing", () => {

@@ -25,6 +25,8 @@ export interface StoredMessage {
   clientTimestamp: string;
   /** Set when the receiver acknowledges the message (realtime relay). */
   deliveredAt: Timestamp | null;
+  /** Written with deliveredAt: which acknowledgement came first (see MessageRepository.markDelivered). */
+  acknowledgementId?: string;
 }
 
 export function conversationIdOf(userA: string, userB: string): string {

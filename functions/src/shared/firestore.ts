@@ -15,7 +15,8 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     revokeReason
  * messages/{messageId}               senderId, receiverId, conversationId (both ids sorted, "__"),
  *                                     encryptedContent, iv, authTag, nonce, signature, messageType,
- *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt
+ *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt,
+ *                                     acknowledgementId (the first acknowledgement's, with deliveredAt)
  * pairCounters/{senderId__receiverId} lastSequence, lastTimestampMs, tokens, tokensAtMs: the pair's
  *                                     sequence counter and its send-rate bucket, advanced in the
  *                                     same transaction that stores the message
