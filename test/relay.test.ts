@@ -216,6 +216,36 @@ describe("delivery", () => {
   });
 });
 
+describe("the instance's event feed", () => {
+  it("when its listener is replaced every 100 ms while events flow, then every event arrives once and in order", async () => {
+    // The feed's listener is rolled over to a fresh one so its result set stays small (event-feed.ts).
+    const c = await startTestApp({ TYPING_LIMIT: "100000" }, { relay: { eventFeedRollMs: 100 } });
+    const d = await startTestApp({ TYPING_LIMIT: "100000" }, { projectId: c.projectId, relay: { eventFeedRollMs: 100 } });
+    try {
+      const [alice, bob] = await Promise.all([registerUser(c), registerUser(c)]);
+      await c.request("POST", "/api/users/add-contact", { token: alice.token, body: { username: bob.username } });
+      const aliceSocket = await connectAs(c, alice.token);
+      const bobSocket = await connectAs(d, bob.token);
+      const seen = collect(bobSocket, "typing_indicator");
+      const expected: boolean[] = [];
+      for (let i = 0; i < 40; i++) {
+        const isTyping = i % 2 === 0;
+        expect(await emitWithAck(aliceSocket, isTyping ? "typing_start" : "typing_stop", { contactId: bob.id })).toMatchObject({ success: true });
+        expected.push(isTyping);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      await waitFor(() => seen.length >= 40, 10_000, "40 typing indicators");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(seen.map((event) => event.isTyping)).toEqual(expected);
+      expect(d.relay!.stats().eventFeedOpen).toBe(true);
+    } finally {
+      closeAllSockets();
+      await d.close();
+      await c.close();
+    }
+  });
+});
+
 describe("typing", () => {
   it("when typing to a contact, then only that contact gets typing_indicator, across instances", async () => {
     const [alice, bob] = await friends();

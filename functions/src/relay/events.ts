@@ -25,6 +25,8 @@ export interface UserEvent {
   userId: string;
   type: UserEventType;
   payload: Record<string, unknown>;
+  /** Server time of the write. */
+  createdAtMs: number;
 }
 
 const EVENT_TTL_MS = 60 * 60 * 1000;
@@ -68,20 +70,28 @@ export class UserEvents {
   }
 
   /**
-   * Calls `onEvent` for each event addressed to this instance from `sinceMs` on, in creation order.
-   * Returns the function that stops listening.
+   * Calls `onEvents` with each snapshot's new events addressed to this instance from `sinceMs` on, in
+   * creation order (the first call may have none). Returns the function that stops listening.
    */
-  listenForInstance(instanceId: string, sinceMs: number, onEvent: (event: UserEvent) => void, onError: (error: Error) => void): () => void {
+  listenForInstance(instanceId: string, sinceMs: number, onEvents: (events: UserEvent[]) => void, onError: (error: Error) => void): () => void {
     return this.events
       .where("instanceId", "==", instanceId)
       .where("createdAt", ">=", Timestamp.fromMillis(sinceMs))
       .orderBy("createdAt")
       .onSnapshot((snapshot) => {
+        const added: UserEvent[] = [];
         for (const change of snapshot.docChanges()) {
           if (change.type !== "added") continue;
           const data = change.doc.data();
-          onEvent({ id: change.doc.id, userId: data.userId, type: data.type as UserEventType, payload: data.payload });
+          added.push({
+            id: change.doc.id,
+            userId: data.userId,
+            type: data.type as UserEventType,
+            payload: data.payload,
+            createdAtMs: (data.createdAt as Timestamp).toMillis(),
+          });
         }
+        onEvents(added);
       }, onError);
   }
 }

@@ -9,8 +9,8 @@ import { busyDatabaseError } from "../shared/http";
 import { KeyedQueue } from "../shared/keyed-queue";
 import { parseInput } from "../shared/validation";
 import { UserChannel } from "./channel";
+import { followInstanceEvents } from "./event-feed";
 import { SocketLimits } from "./limits";
-import { keepListening } from "./resilient-listener";
 import { DEFAULT_PRESENCE_TIMING, PresenceTracker, type PresenceTiming } from "./presence";
 import { joinRoomSchema, messageAckSchema, typingSchema } from "./schema";
 import { TypingLimiter } from "./typing";
@@ -26,6 +26,8 @@ export interface RelayOptions {
   /** A socket that has not authenticated by then is disconnected (the contract says 10 s). */
   authTimeoutMs?: number;
   presenceTiming?: PresenceTiming;
+  /** How often the event feed's listener is replaced by a fresh one (event-feed.ts). */
+  eventFeedRollMs?: number;
 }
 
 export interface RelayStats {
@@ -58,10 +60,6 @@ interface SocketState {
 type Ack = ((response: unknown) => void) | undefined;
 
 const userRoom = (userId: string) => `user:${userId}`;
-/** Events a little older than the feed are still wanted (clock skew between instances). */
-const EVENTS_LOOKBACK_MS = 2000;
-/** Event ids remembered to drop repeats after the feed is re-opened. */
-const SEEN_EVENTS_LIMIT = 5000;
 
 function asAppError(error: unknown): AppError | undefined {
   return error instanceof AppError ? error : undefined;
@@ -80,22 +78,13 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   await presence.start();
 
   const channels = new Map<string, UserChannel>();
-  // One listener for the events of every user on this instance (typing, presence, receipts, logouts).
-  const seenEvents = new Set<string>();
-  const eventFeed = keepListening({ instanceId, listener: "instance events" }, logger, (healthy, onError) =>
-    events.listenForInstance(
-      instanceId,
-      Date.now() - EVENTS_LOOKBACK_MS,
-      (event) => {
-        healthy();
-        // A re-opened listener replays from the start: drop what was already handled.
-        if (seenEvents.has(event.id)) return;
-        seenEvents.add(event.id);
-        if (seenEvents.size > SEEN_EVENTS_LIMIT) seenEvents.delete(seenEvents.values().next().value!);
-        channels.get(event.userId)?.handleEvent(event);
-      },
-      onError,
-    ),
+  // One feed for the events of every user on this instance (typing, presence, receipts, logouts).
+  const eventFeed = followInstanceEvents(
+    events,
+    instanceId,
+    logger,
+    (event) => channels.get(event.userId)?.handleEvent(event),
+    options.eventFeedRollMs,
   );
   // Presence changes of one user are applied in order (connect, then disconnect, ...).
   const presenceQueue = new KeyedQueue();
