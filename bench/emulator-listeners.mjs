@@ -52,7 +52,7 @@ async function run(db, layout) {
 
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
-  const emulator = process.env.FIRESTORE_EMULATOR_HOST ? undefined : await lib.startFirestoreEmulator({ projectId: "demo-bench-listeners", log: () => undefined });
+  const emulator = await lib.useEmulator("demo-bench-listeners");
   process.env.FIRESTORE_EMULATOR_HOST ??= emulator.hostPort;
   const { initializeApp } = await import("firebase-admin/app");
   const { getFirestore } = await import("firebase-admin/firestore");

@@ -9,12 +9,10 @@ import { initializeApp } from "firebase-admin/app";
 import { getFirestore, Timestamp } from "firebase-admin/firestore";
 import lib from "./lib.cjs";
 
-const { createApp, createServices, loadConfig, startFirestoreEmulator, newId } = lib;
+const { createApp, createServices, loadConfig, newId, percentile, messagePayload, useEmulator } = lib;
 const PAIRS = Number(process.env.PAIRS ?? 50);
 const PER_PAIR = Number(process.env.PER_PAIR ?? 20);
 const ONE_PAIR = Number(process.env.ONE_PAIR ?? 60);
-
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 function summarize(name, latencies, elapsedMs, failures) {
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -65,20 +63,9 @@ async function run(name, lanes, perLane, operation) {
   return summary;
 }
 
-const body = (receiverId) => ({
-  receiverId,
-  encryptedContent: randomBytes(256).toString("base64"),
-  iv: randomBytes(12).toString("base64"),
-  authTag: randomBytes(16).toString("base64"),
-  nonce: randomBytes(16).toString("base64"),
-  timestamp: new Date().toISOString(),
-  signature: randomBytes(64).toString("base64"),
-  messageType: "text",
-});
-
 /** The same transaction the API runs, written directly: 4 reads, counter set, message and nonce create. */
 async function bareSend(db, senderId, receiverId) {
-  const input = body(receiverId);
+  const input = messagePayload(receiverId);
   const messageId = newId("msg");
   const pairRef = db.collection("pairCounters").doc(`${senderId}__${receiverId}`);
   const nonceRef = db.collection("nonces").doc(createHash("sha256").update(`${senderId}\n${input.nonce}`).digest("hex"));
@@ -106,9 +93,7 @@ async function bareSend(db, senderId, receiverId) {
 
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
-  const emulator = process.env.FIRESTORE_EMULATOR_HOST
-    ? undefined
-    : await startFirestoreEmulator({ projectId: "demo-bench", log: () => undefined });
+  const emulator = await useEmulator("demo-bench");
   process.env.FIRESTORE_EMULATOR_HOST ??= emulator.hostPort;
 
   try {
@@ -184,15 +169,15 @@ async function main() {
 
     // Warm both paths up (connections, JIT), then measure; baseline and API alternate by section.
     await run("warm-up", 5, 4, (lane) => bareSend(bareDb, bareUsers[lane * 2], bareUsers[lane * 2 + 1]));
-    await run("warm-up", 5, 4, (lane) => post("/messages/send", body(users[lane * 2 + 1].id), users[lane * 2].token));
+    await run("warm-up", 5, 4, (lane) => post("/messages/send", messagePayload(users[lane * 2 + 1].id), users[lane * 2].token));
 
     const results = [];
     results.push(await run(`baseline: ${PAIRS} pairs x ${PER_PAIR}`, PAIRS, PER_PAIR, (lane) => bareSend(bareDb, bareUsers[lane * 2], bareUsers[lane * 2 + 1])));
-    results.push(await run(`API:      ${PAIRS} pairs x ${PER_PAIR}`, PAIRS, PER_PAIR, (lane) => post("/messages/send", body(users[lane * 2 + 1].id), users[lane * 2].token)));
+    results.push(await run(`API:      ${PAIRS} pairs x ${PER_PAIR}`, PAIRS, PER_PAIR, (lane) => post("/messages/send", messagePayload(users[lane * 2 + 1].id), users[lane * 2].token)));
     const [a, b] = [bareUsers[PAIRS * 2], bareUsers[PAIRS * 2 + 1]];
     results.push(await run(`baseline: ${ONE_PAIR} concurrent, one pair`, ONE_PAIR, 1, () => bareSend(bareDb, a, b)));
     const [alice, bob] = [users[PAIRS * 2], users[PAIRS * 2 + 1]];
-    results.push(await run(`API:      ${ONE_PAIR} concurrent, one pair`, ONE_PAIR, 1, () => post("/messages/send", body(bob.id), alice.token)));
+    results.push(await run(`API:      ${ONE_PAIR} concurrent, one pair`, ONE_PAIR, 1, () => post("/messages/send", messagePayload(bob.id), alice.token)));
 
     console.log("\nMessage sends on the Firestore emulator\n");
     console.log("workload                               ok  failed   sends/s    p50 ms    p99 ms  node CPU ms/send");

@@ -24,7 +24,7 @@ const STEP = Number(process.env.STEP ?? 1000);
 const PACE_MS = Number(process.env.PACE_MS ?? 5000);
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const { percentile, messagePayload } = lib;
 const stats = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
@@ -55,19 +55,6 @@ async function startChild(mode, env) {
       child.send({ ...message, id });
     });
   return { child, url: `http://127.0.0.1:${port}`, ask, stop: () => child.kill("SIGKILL") };
-}
-
-function payload(receiverId) {
-  return {
-    receiverId,
-    encryptedContent: randomBytes(256).toString("base64"),
-    iv: randomBytes(12).toString("base64"),
-    authTag: randomBytes(16).toString("base64"),
-    nonce: randomBytes(16).toString("base64"),
-    timestamp: new Date().toISOString(),
-    signature: randomBytes(64).toString("base64"),
-    messageType: "text",
-  };
 }
 
 async function connectAll(url, users, authOf, concurrency = 100) {
@@ -111,7 +98,7 @@ async function exchange(users, sockets, sendOne) {
       for (let round = 0; round < ROUNDS; round++) {
         // Users type at human pace: a random pause before each message (PACE_MS on average).
         await sleep(Math.random() * 2 * PACE_MS);
-        const body = payload(partner.id);
+        const body = messagePayload(partner.id);
         started.set(body.nonce, performance.now());
         try {
           await sendOne(user, sockets[index], body);
@@ -129,10 +116,8 @@ async function exchange(users, sockets, sendOne) {
 
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
-  const emulator = process.env.FIRESTORE_EMULATOR_HOST
-    ? undefined
-    : await lib.startFirestoreEmulator({ projectId: "demo-bench", log: () => undefined });
-  const emulatorHost = process.env.FIRESTORE_EMULATOR_HOST ?? emulator.hostPort;
+  const emulator = await lib.useEmulator("demo-bench");
+  const emulatorHost = emulator.hostPort;
   const env = (label) => ({ FIRESTORE_EMULATOR_HOST: emulatorHost, FIREBASE_PROJECT_ID: `demo-bench-${label}-${randomBytes(3).toString("hex")}` });
   const lines = [];
   try {
@@ -162,7 +147,7 @@ async function main() {
     const bare = await startChild("bare", {});
     const bareSockets = await connectAll(bare.url, users, (user) => ({ userId: user.id }));
     await exchange(users, bareSockets, viaSocketSend);
-    const floor = await exchange(users, bareSockets, (_user, socket, body) => socket.timeout(30_000).emitWithAck("send_message", body));
+    const floor = await exchange(users, bareSockets, viaSocketSend);
     bareSockets.forEach((socket) => socket.disconnect());
     bare.stop();
 

@@ -1,7 +1,7 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newPublicKeyPem, registerUser, startTestApp, type ApiResponse, type TestApp } from "./support/app";
+import { base64url, claimsOf, newPublicKeyPem, registerUser, startTestApp, type ApiResponse, type TestApp } from "./support/app";
 
 /**
  * Registration, login, login throttling, access tokens, logout and refresh, as a client sees them:
@@ -38,16 +38,6 @@ function freshRegistration(overrides: Record<string, unknown> = {}): Record<stri
     publicKey: newPublicKeyPem(),
     ...overrides,
   };
-}
-
-function base64url(value: unknown): string {
-  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
-}
-
-function claimsOf(token: string): jwt.JwtPayload {
-  const claims = jwt.decode(token);
-  if (claims === null || typeof claims === "string") throw new Error(`not a JWT: ${token}`);
-  return claims;
 }
 
 function pem(type: string, body: Buffer): string {

@@ -15,6 +15,8 @@ import { LocalBlobStore } from "../functions/src/files/local-blob-store";
 import { ORPHAN_GRACE_MS } from "../functions/src/files/cleanup";
 import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
+import { multipart, type Part } from "./support/multipart";
+import { send } from "./security/support";
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -22,20 +24,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers: multipart bodies built byte by byte (so every malformed shape can be sent), and the calls.
-
-type Part = { name: string; value: string } | { name: string; data: Buffer; filename?: string };
-
-function multipart(parts: Part[]): { body: Buffer; contentType: string } {
-  const boundary = `----e2ee-${randomBytes(12).toString("hex")}`;
-  const chunks: Buffer[] = [];
-  for (const part of parts) {
-    let head = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"`;
-    if ("data" in part) head += `; filename="${part.filename ?? "blob"}"\r\nContent-Type: application/octet-stream`;
-    chunks.push(Buffer.from(`${head}\r\n\r\n`), "data" in part ? part.data : Buffer.from(part.value, "utf8"), Buffer.from("\r\n"));
-  }
-  chunks.push(Buffer.from(`--${boundary}--\r\n`));
-  return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
-}
 
 const FIELD_ORDER = ["receiverId", "filename", "encryptedData", "iv", "authTag", "signature"] as const;
 type UploadOverrides = Partial<Record<(typeof FIELD_ORDER)[number] | string, string | Buffer | undefined>>;
@@ -65,12 +53,8 @@ async function postForm(app: Pick<TestApp, "baseUrl">, token: string | undefined
 }
 
 async function sendUpload(app: Pick<TestApp, "baseUrl">, token: string | undefined, body: RequestInit["body"], headers: Record<string, string> = {}) {
-  const response = await fetch(`${app.baseUrl}/api/files/upload`, {
-    method: "POST",
-    headers: { ...headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body,
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  // The big uploads here (20-25 MiB) get the test's own 30 s, not send's default 10 s.
+  return send(app, "POST", "/api/files/upload", { authorization: token ? `Bearer ${token}` : undefined, body, headers, timeoutMs: 30_000 });
 }
 
 async function upload(app: TestApp, from: RegisteredUser, to: RegisteredUser, data: Buffer, overrides: UploadOverrides = {}) {

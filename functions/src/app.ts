@@ -85,7 +85,7 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, presence, blobs, files, fileCleanup, limits };
+  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;

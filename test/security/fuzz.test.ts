@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newPublicKeyPem, rawRequest, startTestApp, type TestApp } from "../support/app";
 import { messageBody } from "../support/messages";
+import { multipart, type Part } from "../support/multipart";
 import { closeAllSockets, connect, connectAs, emitWithAck, nextEvent } from "../support/sockets";
 import { countDocuments, expectEnvelope, initiateExchange, person, send, signedEphemeral, upload, type Person } from "./support";
 
@@ -373,20 +374,6 @@ describe("query strings", () => {
 });
 
 describe("multipart upload", () => {
-  type Part = { name: string; value: string } | { name: string; data: Buffer; filename: string };
-
-  function multipart(parts: Part[]): { body: Buffer; contentType: string } {
-    const boundary = `----fuzz-${randomBytes(8).toString("hex")}`;
-    const chunks: Buffer[] = [];
-    for (const part of parts) {
-      let head = `--${boundary}\r\nContent-Disposition: form-data; name="${part.name.replace(/["\r\n]/g, "_")}"`;
-      if ("data" in part) head += `; filename="${part.filename.replace(/["\r\n]/g, "_")}"\r\nContent-Type: application/octet-stream`;
-      chunks.push(Buffer.from(`${head}\r\n\r\n`), "data" in part ? part.data : Buffer.from(part.value, "utf8"), Buffer.from("\r\n"));
-    }
-    chunks.push(Buffer.from(`--${boundary}--\r\n`));
-    return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
-  }
-
   const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature"];
   const partName = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...TEXT_PARTS, "encryptedData") }, { weight: 1, arbitrary: key });
   const part: fc.Arbitrary<Part> = fc.oneof(

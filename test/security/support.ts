@@ -3,7 +3,7 @@ import jwt from "jsonwebtoken";
 import { expect } from "vitest";
 import type { Firestore } from "firebase-admin/firestore";
 import { COLLECTIONS } from "../../functions/src/shared/firestore";
-import { registerUser, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
+import { base64url, claimsOf, registerUser, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
 import { newEphemeral, newIdentity, signP1363, type Identity } from "../support/webcrypto";
 
 /** Helpers shared by the security stories (test/security/*.test.ts). */
@@ -102,16 +102,6 @@ export async function send(
 
 export async function upload(app: TestApp, from: RegisteredUser, to: RegisteredUser, data: Buffer, fields: Record<string, string> = {}) {
   return send(app, "POST", "/api/files/upload", { authorization: `Bearer ${from.token}`, body: uploadForm(to.id, data, fields) });
-}
-
-function base64url(value: unknown): string {
-  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
-}
-
-export function claimsOf(token: string): jwt.JwtPayload {
-  const claims = jwt.decode(token);
-  if (claims === null || typeof claims === "string") throw new Error("not a JWT");
-  return claims;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { deleteApp, initializeApp } from "firebase-admin/app";
 import { getFirestore, type Firestore } from "firebase-admin/firestore";
-import { inject } from "vitest";
+import jwt from "jsonwebtoken";
 import { createApp, createServices, type Services } from "../../functions/src/app";
 import { loadConfig, type AppConfig } from "../../functions/src/config";
 import type { Clock } from "../../functions/src/shared/clock";
@@ -14,6 +14,7 @@ import { LocalBlobStore } from "../../functions/src/files/local-blob-store";
 import { DEFAULT_LOCAL_SITE } from "../../functions/src/local/site";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
+import type { Curve } from "./webcrypto";
 
 /** A clock tests can move: starts at real time, then only moves when told. */
 export class TestClock implements Clock {
@@ -95,7 +96,6 @@ export interface StartOptions {
  * (so test files are isolated from each other). `env` overrides configuration variables.
  */
 export async function startTestApp(env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestApp> {
-  process.env.FIRESTORE_EMULATOR_HOST ??= inject("firestoreEmulatorHost");
   const projectId = options.projectId ?? `demo-test-${randomBytes(6).toString("hex")}`;
   // Firebase app names must be unique per process, even when two apps share a project.
   const firebaseApp = initializeApp({ projectId }, `${projectId}-${randomBytes(4).toString("hex")}`);
@@ -155,8 +155,6 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     },
   };
 }
-
-export type Curve = "P-256" | "P-384";
 
 /** A PEM SPKI public key as the browser exports it (Web Crypto spki, wrapped in PEM). */
 export function newPublicKeyPem(curve: Curve = "P-256"): string {
@@ -239,4 +237,16 @@ export async function rawRequest(
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+/** A JSON value (or a string as is) in base64url, as a JWT's header and payload are written. */
+export function base64url(value: unknown): string {
+  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+}
+
+/** The claims of a JWT, decoded without verifying it. */
+export function claimsOf(token: string): jwt.JwtPayload {
+  const claims = jwt.decode(token);
+  if (claims === null || typeof claims === "string") throw new Error(`not a JWT: ${token}`);
+  return claims;
 }

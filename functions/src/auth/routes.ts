@@ -15,7 +15,7 @@ export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limit
   });
 
   router.post("/login", async (req, res) => {
-    const result = await auth.login(parseInput(loginSchema, req.body), requestContext(req, res).ip);
+    const result = await auth.login(parseInput(loginSchema, req.body), requestContext(req).ip);
     res.json({ success: true, ...result });
   });
 

@@ -3,7 +3,7 @@ import { Timestamp, type DocumentReference, type DocumentSnapshot, type Firestor
 import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
-import { newId } from "../shared/ids";
+import { isIdOf, newId } from "../shared/ids";
 
 /**
  * Sessions back both tokens. The access token names its session; the refresh token is
@@ -46,7 +46,6 @@ export type OnSessionRevoked = (revoked: { sessionId: string; userId: string; re
 
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 const newSecret = () => randomBytes(32).toString("base64url");
-const SESSION_ID = /^sess_[A-Za-z0-9_-]{20,64}$/;
 
 export function createSessionStore(
   db: Firestore,
@@ -82,12 +81,12 @@ export function createSessionStore(
     },
 
     async isActive(sessionId, userId) {
-      if (!SESSION_ID.test(sessionId)) return false;
+      if (!isIdOf("sess", sessionId)) return false;
       return activeFor(await sessions.doc(sessionId).get(), userId);
     },
 
     guard(sessionId, userId) {
-      if (!SESSION_ID.test(sessionId)) throw errors.unauthorized("Session has ended; log in again");
+      if (!isIdOf("sess", sessionId)) throw errors.unauthorized("Session has ended; log in again");
       return {
         ref: sessions.doc(sessionId),
         assertActive(snapshot) {
@@ -98,28 +97,29 @@ export function createSessionStore(
 
     async rotate(refreshToken) {
       const [sessionId, secret, ...rest] = refreshToken.split(".");
-      if (!sessionId || !secret || rest.length > 0 || !SESSION_ID.test(sessionId)) {
+      if (!sessionId || !secret || rest.length > 0 || !isIdOf("sess", sessionId)) {
         throw errors.unauthorized("Invalid refresh token");
       }
       const ref = sessions.doc(sessionId);
       const nextSecret = newSecret();
+      const nextHash = hashSecret(nextSecret).toString("hex");
+      const presented = hashSecret(secret);
       // The transaction decides; the error is thrown after it commits, so a detected reuse stays revoked.
       const outcome = await db.runTransaction(async (tx) => {
         const session = (await tx.get(ref)).data() as SessionRecord | undefined;
         if (!session || session.revokedAt !== null || session.expiresAt.toMillis() <= clock.now().getTime()) {
           return { kind: "invalid" as const };
         }
-        const presented = hashSecret(secret);
         const current = Buffer.from(session.refreshTokenHash, "hex");
         if (presented.length !== current.length || !timingSafeEqual(presented, current)) {
           // A retried transaction whose first attempt already rotated finds our own new secret stored.
-          if (session.refreshTokenHash === hashSecret(nextSecret).toString("hex")) {
+          if (session.refreshTokenHash === nextHash) {
             return { kind: "rotated" as const, userId: session.userId };
           }
           tx.update(ref, { revokedAt: Timestamp.fromDate(clock.now()), revokeReason: "refresh_token_reuse" });
           return { kind: "reused" as const, userId: session.userId };
         }
-        tx.update(ref, { refreshTokenHash: hashSecret(nextSecret).toString("hex"), expiresAt: expiry() });
+        tx.update(ref, { refreshTokenHash: nextHash, expiresAt: expiry() });
         return { kind: "rotated" as const, userId: session.userId };
       });
       if (outcome.kind === "invalid") throw errors.unauthorized("Invalid or expired refresh token");

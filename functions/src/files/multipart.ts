@@ -1,7 +1,7 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import busboy from "busboy";
 import type { Request } from "express";
-import { AppError } from "../shared/errors";
+import { AppError, errors } from "../shared/errors";
 
 /**
  * multipart/form-data uploads, read with busboy and never buffered whole.
@@ -58,11 +58,11 @@ export function fileTooLarge(field: string, maxFileBytes: number): AppError {
   });
 }
 
-const invalid = (field: string, problem: string) => new AppError("VALIDATION_ERROR", `${field}: ${problem}`, { field });
+const invalid = (field: string, problem: string) => errors.validation(field, `${field}: ${problem}`);
 /** The client hung up mid-form: nobody will read the answer, but the handler must still finish cleanly. */
 const clientGone = () =>
-  new AppError("VALIDATION_ERROR", "The client closed the connection before the end of the form", { field: "body" });
-const malformed = () => new AppError("VALIDATION_ERROR", "Request body is not a valid multipart form", { field: "body" });
+  errors.validation("body", "The client closed the connection before the end of the form");
+const malformed = () => errors.validation("body", "Request body is not a valid multipart form");
 
 /**
  * Reads the whole form. The first problem found (a file where text belongs, a repeated part, a file

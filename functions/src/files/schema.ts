@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AppError } from "../shared/errors";
+import { errors } from "../shared/errors";
 import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
 import { base64Text, idOf, parseInput, text } from "../shared/validation";
 import type { ParsedForm } from "./multipart";
@@ -52,10 +52,10 @@ export type UploadInput = z.infer<typeof uploadFieldsSchema> & { size: number };
 export function uploadInputOf(form: ParsedForm): UploadInput {
   const fields = parseInput(uploadFieldsSchema, form.fields);
   if (form.fileBytes === undefined) {
-    throw new AppError("VALIDATION_ERROR", `${FILE_PART}: is required (a file part)`, { field: FILE_PART });
+    throw errors.validation(FILE_PART, `${FILE_PART}: is required (a file part)`);
   }
   if (form.fileBytes === 0) {
-    throw new AppError("VALIDATION_ERROR", `${FILE_PART}: must not be empty`, { field: FILE_PART });
+    throw errors.validation(FILE_PART, `${FILE_PART}: must not be empty`);
   }
   return { ...fields, size: form.fileBytes };
 }

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { Clock } from "../shared/clock";
-import { AppError, errors } from "../shared/errors";
+import { errors } from "../shared/errors";
 import { newId } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { enforce, type FirestoreRateLimiter, type RateLimitDecision, type RateLimitPolicy } from "../shared/rate-limit";
@@ -55,7 +55,7 @@ export class FileService {
     try {
       const input = uploadInputOf(await readForm((body) => blobs.write(storagePath, body)));
       if (input.receiverId === uploaderId) {
-        throw new AppError("VALIDATION_ERROR", "receiverId: you cannot send a file to yourself", { field: "receiverId" });
+        throw errors.validation("receiverId", "receiverId: you cannot send a file to yourself");
       }
       const stored = await files.create(
         fileId,

@@ -34,8 +34,6 @@ export interface Exchange extends StoredExchange {
 
 const toExchange = (doc: QueryDocumentSnapshot): Exchange => ({ id: doc.id, ...(doc.data() as StoredExchange) });
 
-export const pairKeyOf = (a: string, b: string) => (a < b ? `${a}__${b}` : `${b}__${a}`);
-
 export class KeyExchangeRepository {
   private readonly exchanges;
 

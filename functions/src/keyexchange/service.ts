@@ -1,11 +1,11 @@
 import { Timestamp } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
-import { AppError } from "../shared/errors";
-import { newId } from "../shared/ids";
+import { AppError, errors } from "../shared/errors";
+import { conversationIdOf, newId } from "../shared/ids";
 import { parseEcPublicKeyPem, type EcPublicKey } from "../shared/keys";
 import type { UserEvents } from "../relay/events";
 import type { UserRepository } from "../users/repository";
-import { pairKeyOf, type Exchange, type ExchangeStatus, type KeyExchangeRepository } from "./repository";
+import type { Exchange, ExchangeStatus, KeyExchangeRepository } from "./repository";
 import type { ExchangeView, InitiateInput, KeyExchangeRequestEvent, RespondInput } from "./schema";
 import { verifySignature } from "./signatures";
 
@@ -44,7 +44,7 @@ export class KeyExchangeService {
 
   async initiate(initiatorId: string, input: InitiateInput) {
     if (input.targetUserId === initiatorId) {
-      throw new AppError("VALIDATION_ERROR", "targetUserId: you cannot exchange keys with yourself", { field: "targetUserId" });
+      throw errors.validation("targetUserId", "targetUserId: you cannot exchange keys with yourself");
     }
     if (!(await this.users.findById(input.targetUserId))) {
       throw new AppError("NOT_FOUND", "Target user not found", { field: "targetUserId" });
@@ -56,7 +56,7 @@ export class KeyExchangeService {
     const exchange = {
       initiatorId,
       targetId: input.targetUserId,
-      pairKey: pairKeyOf(initiatorId, input.targetUserId),
+      pairKey: conversationIdOf(initiatorId, input.targetUserId),
       status: "pending" as const,
       initiatorEphemeralPublicKey: input.ephemeralPublicKey,
       initiatorSignature: input.signature,

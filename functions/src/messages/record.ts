@@ -29,10 +29,6 @@ export interface StoredMessage {
   acknowledgementId?: string;
 }
 
-export function conversationIdOf(userA: string, userB: string): string {
-  return userA < userB ? `${userA}__${userB}` : `${userB}__${userA}`;
-}
-
 export function pairIdOf(senderId: string, receiverId: string): string {
   return `${senderId}__${receiverId}`;
 }

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
-import { COLLECTIONS } from "../shared/firestore";
+import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
+import { conversationIdOf } from "../shared/ids";
 import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
-import { conversationIdOf, pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
+import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
 
@@ -42,8 +43,6 @@ export interface AppendResult {
   rateLimit: RateLimitDecision;
 }
 
-/** gRPC status of a write whose precondition (the document unchanged since it was read) failed. */
-const FAILED_PRECONDITION = 9;
 const MAX_ACK_ATTEMPTS = 5;
 
 /** How long a nonce is remembered: past this, the timestamp window refuses a replay anyway. */
@@ -170,7 +169,7 @@ export class MessageRepository {
         return { senderId: stored.senderId, deliveredAt: at };
       } catch (error) {
         // Changed since the read (another acknowledgement, on any instance): read it again.
-        if ((error as { code?: number }).code !== FAILED_PRECONDITION || attempt >= MAX_ACK_ATTEMPTS) throw error;
+        if (firestoreCodeOf(error) !== FIRESTORE_CODES.FAILED_PRECONDITION || attempt >= MAX_ACK_ATTEMPTS) throw error;
       }
     }
   }
@@ -200,11 +199,6 @@ export class MessageRepository {
         }
         onChange(added, removedIds);
       }, onError);
-  }
-
-  async findById(messageId: string): Promise<(StoredMessage & { id: string }) | undefined> {
-    const snapshot = await this.messages.doc(messageId).get();
-    return snapshot.exists ? { id: snapshot.id, ...(snapshot.data() as StoredMessage) } : undefined;
   }
 
   private conversation(userA: string, userB: string): Query {

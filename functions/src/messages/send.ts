@@ -1,6 +1,6 @@
 import type { SessionGuard } from "../auth/sessions";
 import type { Clock } from "../shared/clock";
-import { AppError } from "../shared/errors";
+import { AppError, errors } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { KeyedQueue } from "../shared/keyed-queue";
 import { pairIdOf } from "./record";
@@ -29,7 +29,7 @@ export class MessageSender {
   /** `session`, when given, is checked inside the storing transaction (see SessionGuard). */
   async send(senderId: string, input: SendMessageInput, session?: SessionGuard): Promise<AppendResult> {
     if (input.receiverId === senderId) {
-      throw new AppError("VALIDATION_ERROR", "receiverId: you cannot send a message to yourself", { field: "receiverId" });
+      throw errors.validation("receiverId", "receiverId: you cannot send a message to yourself");
     }
     this.checkClientTimestamp(input.timestamp);
     const draft = {

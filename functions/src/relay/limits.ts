@@ -2,8 +2,8 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "socket.io";
 import type { AppConfig } from "../config";
 import type { Clock } from "../shared/clock";
-import { AppError, errors, toEnvelope } from "../shared/errors";
-import { MemoryRateLimiter, type RateLimitDecision } from "../shared/rate-limit";
+import { errors, toEnvelope } from "../shared/errors";
+import { enforce, MemoryRateLimiter } from "../shared/rate-limit";
 
 /**
  * The relay's rate limits (README "Rate limits"), all per process: a socket lives on one instance, and
@@ -28,19 +28,19 @@ export class SocketLimits {
   readonly connection = (socket: Socket, next: (error?: Error) => void): void => {
     const decision = this.buckets.consumeNow(`connect:${this.addressOf(socket)}`, this.policies.socketConnect);
     if (decision.allowed) return next();
-    const refusal = rateLimited(decision);
+    const refusal = errors.rateLimited(decision.retryAfterSeconds);
     // Socket.IO hands `data` to the client's connect_error handler: the envelope's inner object.
     next(Object.assign(new Error(refusal.message), { data: toEnvelope(refusal).error }));
   };
 
   /** Before a token is checked: throws RATE_LIMITED when the address has tried too often. */
   authenticationAttempt(socket: Socket): void {
-    this.enforce(this.buckets.consumeNow(`auth:${this.addressOf(socket)}`, this.policies.socketAuth));
+    enforce(this.buckets.consumeNow(`auth:${this.addressOf(socket)}`, this.policies.socketAuth));
   }
 
   /** Every event a client emits: throws RATE_LIMITED when the socket sends too many. */
   event(socket: Socket): void {
-    this.enforce(this.buckets.consumeNow(`events:${socket.id}`, this.policies.socketEvents));
+    enforce(this.buckets.consumeNow(`events:${socket.id}`, this.policies.socketEvents));
   }
 
   /** The socket is gone: its bucket goes too. */
@@ -48,17 +48,9 @@ export class SocketLimits {
     this.buckets.forget(`events:${socket.id}`);
   }
 
-  private enforce(decision: RateLimitDecision): void {
-    if (!decision.allowed) throw rateLimited(decision);
-  }
-
   private addressOf(socket: Socket): string {
     return clientAddress(socket.request, this.trustedProxyHops);
   }
-}
-
-function rateLimited(decision: RateLimitDecision): AppError {
-  return errors.rateLimited(decision.retryAfterSeconds);
 }
 
 /**

@@ -79,4 +79,20 @@ export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[k
   { collectionGroup: COLLECTIONS.relayInstances, field: "expiresAt" },
 ];
 
+/** The gRPC status codes Firestore errors carry in `code`, by name (the ones this backend reacts to). */
+export const FIRESTORE_CODES = {
+  DEADLINE_EXCEEDED: 4,
+  ALREADY_EXISTS: 6,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  UNAVAILABLE: 14,
+} as const;
+
+/** The gRPC status code of a Firestore error; undefined for anything else. */
+export function firestoreCodeOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
 export type { Firestore };

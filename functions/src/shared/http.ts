@@ -1,16 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from "express";
 import { AppError, errors, toEnvelope } from "./errors";
+import { FIRESTORE_CODES, firestoreCodeOf } from "./firestore";
 import type { Logger } from "./logger";
 
 /** What the domain needs to know about the caller's connection (throttling, audit). */
 export interface RequestContext {
   ip: string;
-  requestId: string;
 }
 
-export function requestContext(req: Request, res: Response): RequestContext {
-  return { ip: req.ip ?? "unknown", requestId: String(res.locals.requestId ?? "") };
+export function requestContext(req: Request): RequestContext {
+  return { ip: req.ip ?? "unknown" };
 }
 
 /**
@@ -92,7 +92,7 @@ interface BodyParserError extends Error {
 function fromBodyParser(error: BodyParserError): AppError | undefined {
   switch (error.type) {
     case "entity.parse.failed":
-      return new AppError("VALIDATION_ERROR", "Request body is not valid JSON", { field: "body" });
+      return errors.validation("body", "Request body is not valid JSON");
     case "entity.too.large":
       return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
     case "encoding.unsupported":
@@ -101,7 +101,7 @@ function fromBodyParser(error: BodyParserError): AppError | undefined {
     case "request.aborted":
     case "request.size.invalid":
     case "stream.encoding.set":
-      return new AppError("VALIDATION_ERROR", "Request body could not be read", { field: "body" });
+      return errors.validation("body", "Request body could not be read");
     default:
       return undefined;
   }
@@ -115,13 +115,13 @@ function fromBodyParser(error: BodyParserError): AppError | undefined {
  */
 function fromClientError(error: BodyParserError & { expose?: boolean }): AppError | undefined {
   if (error instanceof URIError && error.status === 400) {
-    return new AppError("VALIDATION_ERROR", "Request path is not valid percent-encoding", { field: "path" });
+    return errors.validation("path", "Request path is not valid percent-encoding");
   }
   const status = error.status;
   if (error.expose !== true || typeof status !== "number" || status < 400 || status > 499) return undefined;
   if (status === 413) return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
   if (status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "Unsupported content type or encoding");
-  return new AppError("VALIDATION_ERROR", "Request body could not be read", { field: "body" });
+  return errors.validation("body", "Request body could not be read");
 }
 
 /**
@@ -129,11 +129,16 @@ function fromClientError(error: BodyParserError & { expose?: boolean }): AppErro
  * of a contended transaction, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE): nothing was
  * written, so the client may retry. Answered 503 with Retry-After, not 500.
  */
-const RETRYABLE_FIRESTORE_CODES = new Set([10, 4, 8, 14]);
+const RETRYABLE_FIRESTORE_CODES = new Set<number>([
+  FIRESTORE_CODES.ABORTED,
+  FIRESTORE_CODES.DEADLINE_EXCEEDED,
+  FIRESTORE_CODES.RESOURCE_EXHAUSTED,
+  FIRESTORE_CODES.UNAVAILABLE,
+]);
 
 export function busyDatabaseError(error: unknown): AppError | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== "number" || !RETRYABLE_FIRESTORE_CODES.has(code)) return undefined;
+  const code = firestoreCodeOf(error);
+  if (code === undefined || !RETRYABLE_FIRESTORE_CODES.has(code)) return undefined;
   return new AppError("SERVICE_UNAVAILABLE", "The database is busy; retry shortly", { grpcCode: code }, { "Retry-After": "1" });
 }
 

@@ -13,6 +13,11 @@ export function newId(prefix: IdPrefix): string {
 /** The shape every id we mint has; ids from clients are checked against it before any lookup. */
 export const ID_PATTERN = /^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$/;
 
+/** The id two users share whichever way round they are named: a conversation, a key exchange pair. */
+export function conversationIdOf(userA: string, userB: string): string {
+  return userA < userB ? `${userA}__${userB}` : `${userB}__${userA}`;
+}
+
 export function isIdOf(prefix: IdPrefix, value: string): boolean {
   return ID_PATTERN.test(value) && value.startsWith(`${prefix}_`);
 }

@@ -30,9 +30,4 @@ export class KeyedQueue {
   async idle(): Promise<void> {
     await Promise.all(this.tails.values());
   }
-
-  /** Keys with work queued or running (for tests and metrics). */
-  get activeKeys(): number {
-    return this.tails.size;
-  }
 }

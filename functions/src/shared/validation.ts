@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AppError } from "./errors";
+import { errors } from "./errors";
 import { ID_PATTERN, type IdPrefix } from "./ids";
 
 /**
@@ -12,7 +12,7 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, sourc
   const issue = result.error.issues[0]!;
   const field = issue.path.length > 0 ? issue.path.map(String).join(".") : source;
   const message = issue.path.length > 0 ? `${field}: ${issue.message}` : `Invalid ${source}: ${issue.message}`;
-  throw new AppError("VALIDATION_ERROR", message, { field });
+  throw errors.validation(field, message);
 }
 
 /** A string field whose absence says "is required" and whose wrong type says so. */

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Timestamp, type Firestore } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
-import { COLLECTIONS } from "../shared/firestore";
+import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 
 /** The only door to users, their uniqueness claims and their contacts (layout: shared/firestore.ts). */
 
@@ -152,7 +152,7 @@ export class UserRepository {
       await this.contactsOf(userId).doc(contactUserId).create({ addedAt: Timestamp.fromDate(at), contactUserId });
       return true;
     } catch (error) {
-      if ((error as { code?: number }).code === 6 /* ALREADY_EXISTS */) return false;
+      if (firestoreCodeOf(error) === FIRESTORE_CODES.ALREADY_EXISTS) return false;
       throw error;
     }
   }

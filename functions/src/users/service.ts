@@ -30,7 +30,7 @@ export class UserService {
     const contact = await this.users.findByUsername(username);
     if (!contact) throw new AppError("NOT_FOUND", "No user with this username", { field: "username" });
     if (contact.id === userId) {
-      throw new AppError("VALIDATION_ERROR", "username: you cannot add yourself as a contact", { field: "username" });
+      throw errors.validation("username", "username: you cannot add yourself as a contact");
     }
     if ((await this.users.countContacts(userId)) >= MAX_CONTACTS) {
       throw new AppError("LIMIT_EXCEEDED", `A user can have at most ${MAX_CONTACTS} contacts`);
