@@ -70,7 +70,7 @@ export function createServices(deps: AppDeps) {
     clock,
     loginThrottle: config.loginThrottle,
   });
-  const messages = new MessageRepository(db);
+  const messages = new MessageRepository(db, events);
   const sender = new MessageSender(messages, clock, config.sendRate);
   const keyExchanges = new KeyExchangeService(new KeyExchangeRepository(db), users, events, clock, config.keyExchangeTtlSeconds);
   const blobs = deps.blobs ?? unconfiguredBlobStore;

@@ -69,6 +69,11 @@ const envSchema = z.object({
   SOCKET_AUTH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
   SOCKET_EVENT_LIMIT: intFrom(300, 1, 1_000_000),
   SOCKET_EVENT_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  // Connections held at once: per user on one relay instance, and per client address on one instance.
+  SOCKETS_PER_USER: intFrom(10, 1, 10_000),
+  SOCKETS_PER_ADDRESS: intFrom(100, 1, 1_000_000),
+  // A transport that has not opened its Socket.IO session by then is closed (Socket.IO's connectTimeout).
+  SOCKET_CONNECT_TIMEOUT_SECONDS: intFrom(10, 1, 10),
   TYPING_LIMIT: intFrom(10, 1, 1_000_000),
   TYPING_WINDOW_SECONDS: intFrom(5, 1, 86_400),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
@@ -112,6 +117,8 @@ export interface AppConfig {
    * realtime relay's connections and authentications per address, events and typing per socket.
    */
   rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
+  /** The relay's caps on connections held at once (per process: a socket lives on one instance). */
+  sockets: { perUser: number; perAddress: number; connectTimeoutMs: number };
   /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
   trustProxyHops: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -202,6 +209,11 @@ export function loadConfig(
       socketAuth: { limit: vars.SOCKET_AUTH_LIMIT, windowSeconds: vars.SOCKET_AUTH_WINDOW_SECONDS },
       socketEvents: { limit: vars.SOCKET_EVENT_LIMIT, windowSeconds: vars.SOCKET_EVENT_WINDOW_SECONDS },
       typing: { limit: vars.TYPING_LIMIT, windowSeconds: vars.TYPING_WINDOW_SECONDS },
+    },
+    sockets: {
+      perUser: vars.SOCKETS_PER_USER,
+      perAddress: vars.SOCKETS_PER_ADDRESS,
+      connectTimeoutMs: vars.SOCKET_CONNECT_TIMEOUT_SECONDS * 1000,
     },
     // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
     trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
+import { FieldPath, Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
 import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
+import type { UserEvents } from "../relay/events";
 import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
@@ -23,6 +24,24 @@ export interface MessageDraft {
   clientTimestamp: string;
   /** What the client asked for; absent means "the next one". */
   requestedSequence?: number;
+}
+
+/** A position in a receiver's delivery order: (server timestamp, sequenceNumber, id). */
+export interface DeliveryCursor {
+  timestampMs: number;
+  sequenceNumber: number;
+  id: string;
+}
+
+export function deliveryCursorOf(record: MessageRecord): DeliveryCursor {
+  return { timestampMs: Date.parse(record.timestamp), sequenceNumber: record.sequenceNumber, id: record.id };
+}
+
+/** Negative, zero or positive as `a` comes before, with or after `b` in delivery order (the query's order). */
+export function compareDeliveryCursors(a: DeliveryCursor, b: DeliveryCursor): number {
+  if (a.timestampMs !== b.timestampMs) return a.timestampMs - b.timestampMs;
+  if (a.sequenceNumber !== b.sequenceNumber) return a.sequenceNumber - b.sequenceNumber;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 export interface SendRatePolicy {
@@ -65,7 +84,11 @@ export class MessageRepository {
   private readonly nonces;
   private readonly users;
 
-  constructor(private readonly db: Firestore) {
+  constructor(
+    private readonly db: Firestore,
+    /** Routes a stored message to the relay instances holding its receiver (relay/events.ts). */
+    private readonly routing: UserEvents,
+  ) {
     this.messages = db.collection(COLLECTIONS.messages);
     this.pairs = db.collection(COLLECTIONS.pairCounters);
     this.nonces = db.collection(COLLECTIONS.nonces);
@@ -73,20 +96,30 @@ export class MessageRepository {
   }
 
   /**
-   * Stores one message in one transaction with its pair counter and its nonce record: all three
-   * commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or sequence
-   * number, rate) throws before anything is written.
+   * Stores one message in one transaction with its pair counter, its nonce record and its routing
+   * events: all commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or
+   * sequence number, rate) throws before anything is written.
+   *
+   * Routing: the transaction reads the receiver's presence document and writes a `message_received`
+   * event into the feed of each relay instance listed there. A connection registers itself in that same
+   * document (relay/presence.ts, a transaction) before it reads its backlog, and Firestore transactions
+   * are serializable, so one of two things is true for every message and every connection:
+   * - the registration committed first: this transaction saw the instance and routed the message to it;
+   * - this transaction committed first: the message was stored before the registration, so the backlog
+   *   query the connection runs after registering finds it (if still undelivered).
+   * Either way an online receiver hears of the message, without a listener per user.
    */
   async append(draft: MessageDraft, now: () => Date, rate: SendRatePolicy, session?: SessionGuard): Promise<AppendResult> {
     const pairRef = this.pairs.doc(pairIdOf(draft.senderId, draft.receiverId));
     const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
     const receiverRef = this.users.doc(draft.receiverId);
     const messageRef = this.messages.doc(draft.messageId);
+    const presenceRef = this.routing.presenceRef(draft.receiverId);
 
     return this.db.runTransaction(async (tx) => {
       // The sender's session is read with the rest, so the message is stored only if it is active now.
-      const refs = session ? [pairRef, nonceRef, receiverRef, messageRef, session.ref] : [pairRef, nonceRef, receiverRef, messageRef];
-      const [pairSnap, nonceSnap, receiverSnap, existing, sessionSnap] = await tx.getAll(...refs);
+      const refs = [pairRef, nonceRef, receiverRef, messageRef, presenceRef, ...(session ? [session.ref] : [])];
+      const [pairSnap, nonceSnap, receiverSnap, existing, presenceSnap, sessionSnap] = await tx.getAll(...refs);
       const nowMs = now().getTime();
       const pair = pairSnap!.data() as PairCounter | undefined;
 
@@ -139,7 +172,9 @@ export class MessageRepository {
         messageId: draft.messageId,
         expiresAt: Timestamp.fromMillis(nowMs + NONCE_RETENTION_MS),
       });
-      return { record: toMessageRecord(draft.messageId, stored), rateLimit: decision };
+      const record = toMessageRecord(draft.messageId, stored);
+      this.routing.routeMessage(tx, presenceSnap, record, nowMs);
+      return { record, rateLimit: decision };
     });
   }
 
@@ -175,30 +210,20 @@ export class MessageRepository {
   }
 
   /**
-   * Follows the receiver's undelivered messages, oldest first (so per sender in ascending
-   * sequenceNumber), at most `window` at a time: as they are acknowledged, the next ones enter.
+   * One page of the receiver's undelivered messages in delivery order (oldest first, so per sender in
+   * ascending sequenceNumber), after `cursor` (exclusive). A connection reads its backlog page by page
+   * (relay/delivery.ts), so a receiver with thousands waiting costs bounded memory.
    */
-  listenUndelivered(
-    receiverId: string,
-    window: number,
-    onChange: (added: MessageRecord[], removedIds: string[]) => void,
-    onError: (error: Error) => void,
-  ): () => void {
-    return this.messages
+  async undeliveredPage(receiverId: string, limit: number, cursor?: DeliveryCursor): Promise<MessageRecord[]> {
+    let query = this.messages
       .where("receiverId", "==", receiverId)
       .where("deliveredAt", "==", null)
       .orderBy("timestamp")
       .orderBy("sequenceNumber")
-      .limit(window)
-      .onSnapshot((snapshot) => {
-        const added: MessageRecord[] = [];
-        const removedIds: string[] = [];
-        for (const change of snapshot.docChanges()) {
-          if (change.type === "added") added.push(toMessageRecord(change.doc.id, change.doc.data() as StoredMessage));
-          else if (change.type === "removed") removedIds.push(change.doc.id);
-        }
-        onChange(added, removedIds);
-      }, onError);
+      .orderBy(FieldPath.documentId());
+    if (cursor) query = query.startAfter(Timestamp.fromMillis(cursor.timestampMs), cursor.sequenceNumber, cursor.id);
+    const snapshot = await query.limit(limit).get();
+    return snapshot.docs.map((doc) => toMessageRecord(doc.id, doc.data() as StoredMessage));
   }
 
   private conversation(userA: string, userB: string): Query {

@@ -24,7 +24,7 @@ export function followInstanceEvents(
   logger: Logger,
   onEvent: (event: UserEvent) => void,
   rollEveryMs = DEFAULT_FEED_ROLL_MS,
-): ResilientListener {
+): ResilientListener & { readonly listeners: number } {
   const seen = new Set<string>();
   let resumeFromMs = Date.now();
 
@@ -71,6 +71,9 @@ export function followInstanceEvents(
   return {
     get open() {
       return current.open || (retiring?.open ?? false);
+    },
+    get listeners() {
+      return (current.open ? 1 : 0) + (retiring?.open ? 1 : 0);
     },
     stop() {
       clearInterval(roll);

@@ -1,17 +1,29 @@
-import { FieldValue, Timestamp, type Firestore } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type DocumentSnapshot, type Firestore, type Transaction } from "firebase-admin/firestore";
+import type { MessageRecord } from "../messages/record";
 import type { Clock } from "../shared/clock";
 import { COLLECTIONS } from "../shared/firestore";
 
 /**
- * Short-lived events for a user (typing, presence changes, delivery receipts, session revocations),
- * carried through Firestore to whichever relay instances hold that user's sockets.
+ * Events for connected users, carried through Firestore to whichever relay instances hold their sockets.
  *
- * An event is addressed to the instances listed in the user's presence document, so each relay
- * instance needs one listener for all its users' events (not one per user). A user with no socket
- * anywhere gets nothing written: these events only matter to someone connected now. Durable things
- * (messages, key exchanges) are not events: they are read from their own collections until acknowledged.
+ * Each relay instance has a feed of its own, `relayInstances/{instanceId}/relayEvents`, and one listener
+ * on it (event-feed.ts): that is the only Firestore listener an instance holds, whatever the number of its
+ * users. An event for a user is written into the feed of every instance listed in the user's presence
+ * document (relay/presence.ts); a user with no socket anywhere gets nothing written.
+ *
+ * - `message_received` is written by the transaction that stores the message (routeMessage below), so a
+ *   message is routed to exactly the instances that registered the receiver before it committed; a
+ *   connection registering later finds the message with its backlog query (relay/delivery.ts).
+ * - Everything else (typing, presence changes, receipts, key-exchange notices, session revocations) is
+ *   published after its own write. Durable ones (key exchanges) are also read from their own collection
+ *   on connection, until acknowledged.
+ *
+ * A feed of its own per instance (not one collection for all) keeps each listener's collection small:
+ * the emulator evaluates a listener against the collection it listens to on every commit
+ * (bench/emulator-listeners.mjs), and a fresh instance starts with an empty feed.
  */
 export type UserEventType =
+  | "message_received"
   | "typing_indicator"
   | "user_online"
   | "user_offline"
@@ -29,20 +41,50 @@ export interface UserEvent {
   createdAtMs: number;
 }
 
+/** How long an event is kept (TTL): it only matters to sockets connected now. */
 const EVENT_TTL_MS = 60 * 60 * 1000;
 /** Firestore batches hold at most 500 writes. */
 const BATCH_SIZE = 450;
 
+interface PresenceDoc {
+  instances?: Record<string, boolean>;
+}
+
+/** The relay instances listed in a presence document: where the user's sockets are (or were, if one died). */
+export function instancesIn(presence: DocumentSnapshot | undefined): string[] {
+  return Object.keys((presence?.data() as PresenceDoc | undefined)?.instances ?? {});
+}
+
 export class UserEvents {
-  private readonly events;
   private readonly presence;
+  private readonly instances;
 
   constructor(
     private readonly db: Firestore,
     private readonly clock: Clock,
   ) {
-    this.events = db.collection(COLLECTIONS.relayEvents);
     this.presence = db.collection(COLLECTIONS.presence);
+    this.instances = db.collection(COLLECTIONS.relayInstances);
+  }
+
+  presenceRef(userId: string) {
+    return this.presence.doc(userId);
+  }
+
+  /** The feed of one relay instance. */
+  feedOf(instanceId: string) {
+    return this.instances.doc(instanceId).collection(COLLECTIONS.relayEvents);
+  }
+
+  /**
+   * Inside the transaction that stores a message, which has read the receiver's presence: one
+   * `message_received` event per instance holding the receiver. The event's id is the message id, so a
+   * feed never holds one message twice.
+   */
+  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, record: MessageRecord, nowMs: number): void {
+    for (const instanceId of instancesIn(receiverPresence)) {
+      tx.create(this.feedOf(instanceId).doc(record.id), this.eventData(record.receiverId, "message_received", record, nowMs));
+    }
   }
 
   async publish(userId: string, type: UserEventType, payload: Record<string, unknown>): Promise<void> {
@@ -55,27 +97,24 @@ export class UserEvents {
     const presence = await this.db.getAll(...userIds.map((id) => this.presence.doc(id)));
     const writes: Array<{ userId: string; instanceId: string }> = [];
     presence.forEach((doc, index) => {
-      for (const instanceId of Object.keys((doc.get("instances") as Record<string, boolean> | undefined) ?? {})) {
-        writes.push({ userId: userIds[index]!, instanceId });
-      }
+      for (const instanceId of instancesIn(doc)) writes.push({ userId: userIds[index]!, instanceId });
     });
-    const expiresAt = Timestamp.fromMillis(this.clock.now().getTime() + EVENT_TTL_MS);
+    const nowMs = this.clock.now().getTime();
     for (let start = 0; start < writes.length; start += BATCH_SIZE) {
       const batch = this.db.batch();
       for (const { userId, instanceId } of writes.slice(start, start + BATCH_SIZE)) {
-        batch.create(this.events.doc(), { instanceId, userId, type, payload, createdAt: FieldValue.serverTimestamp(), expiresAt });
+        batch.create(this.feedOf(instanceId).doc(), this.eventData(userId, type, payload, nowMs));
       }
       await batch.commit();
     }
   }
 
   /**
-   * Calls `onEvents` with each snapshot's new events addressed to this instance from `sinceMs` on, in
+   * Calls `onEvents` with each snapshot's new events in the instance's feed from `sinceMs` on, in
    * creation order (the first call may have none). Returns the function that stops listening.
    */
   listenForInstance(instanceId: string, sinceMs: number, onEvents: (events: UserEvent[]) => void, onError: (error: Error) => void): () => void {
-    return this.events
-      .where("instanceId", "==", instanceId)
+    return this.feedOf(instanceId)
       .where("createdAt", ">=", Timestamp.fromMillis(sinceMs))
       .orderBy("createdAt")
       .onSnapshot((snapshot) => {
@@ -93,5 +132,9 @@ export class UserEvents {
         }
         onEvents(added);
       }, onError);
+  }
+
+  private eventData(userId: string, type: UserEventType, payload: object, nowMs: number) {
+    return { userId, type, payload, createdAt: FieldValue.serverTimestamp(), expiresAt: Timestamp.fromMillis(nowMs + EVENT_TTL_MS) };
   }
 }

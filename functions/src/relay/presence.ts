@@ -1,5 +1,6 @@
 import { FieldPath, FieldValue, Timestamp, type Firestore } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
+import { KeyedQueue } from "../shared/keyed-queue";
 import { COLLECTIONS } from "../shared/firestore";
 import type { Logger } from "../shared/logger";
 import type { PresenceDirectory } from "../users/presence";
@@ -206,5 +207,61 @@ export class PresenceTracker extends FirestorePresenceDirectory {
       await this.userDisconnected(userId).catch((error: Error) => this.logger.warn("presence stop failed", { error }));
     }
     await this.instances.doc(this.instanceId).delete();
+  }
+}
+
+/**
+ * The users with sockets on this instance. A user's first socket here registers the instance in the
+ * user's presence document, and their last one takes it out; connect and disconnect of one user are
+ * applied in order. A socket counts from the moment it claims its user, so the per-user cap
+ * (limits.ts) holds under concurrent authentications.
+ */
+export class ConnectedUsers {
+  private readonly socketsByUser = new Map<string, number>();
+  /** The presence registration of each user here (shared by the user's sockets). */
+  private readonly registrations = new Map<string, Promise<void>>();
+  private readonly queue = new KeyedQueue();
+
+  constructor(
+    private readonly tracker: PresenceTracker,
+    private readonly logger: Logger,
+  ) {}
+
+  socketsHere(userId: string): number {
+    return this.socketsByUser.get(userId) ?? 0;
+  }
+
+  get size(): number {
+    return this.socketsByUser.size;
+  }
+
+  /**
+   * A socket of `userId` is here. Counts it at once, and resolves once the user's presence lists this
+   * instance (rejects if that write failed: the caller refuses the socket, and its disconnect calls remove).
+   */
+  async add(userId: string): Promise<void> {
+    const held = this.socketsHere(userId);
+    this.socketsByUser.set(userId, held + 1);
+    if (held === 0) this.registrations.set(userId, this.queue.run(userId, () => this.tracker.userConnected(userId)));
+    await this.registrations.get(userId);
+  }
+
+  /** A socket of `userId` has gone (only for sockets that were added). */
+  remove(userId: string): void {
+    const left = this.socketsHere(userId) - 1;
+    if (left > 0) {
+      this.socketsByUser.set(userId, left);
+      return;
+    }
+    this.socketsByUser.delete(userId);
+    this.registrations.delete(userId);
+    void this.queue
+      .run(userId, () => this.tracker.userDisconnected(userId))
+      .catch((error: Error) => this.logger.warn("presence disconnect failed", { userId, error }));
+  }
+
+  /** Resolves once every presence change queued so far is written. */
+  idle(): Promise<void> {
+    return this.queue.idle();
   }
 }

@@ -1,4 +1,6 @@
+import type { Server, Socket } from "socket.io";
 import { z } from "zod";
+import { keyExchangeRequestEventSchema, keyExchangeResponseEventSchema } from "../keyexchange/schema";
 import { errorEnvelopeSchema, errorSchema, isoTime, succeeded } from "../shared/responses";
 import { idOf } from "../shared/validation";
 import { messageRecordSchema } from "../messages/schema";
@@ -50,3 +52,42 @@ export const failedAckSchema = errorEnvelopeSchema;
 export const okAckSchema = succeeded({});
 export const joinRoomAckSchema = succeeded({ userId: idOf("user") });
 export const sendMessageAckSchema = succeeded({ message: messageRecordSchema });
+
+// The event maps of the relay's Socket.IO server, from the schemas above (the typed client's maps,
+// client/src/generated.ts, are generated from the same schemas through reference/socket-events.ts).
+// What a client sends is untrusted until parsed, so client payloads are `unknown` here.
+type Payload<Schema extends z.ZodType> = z.output<Schema>;
+type AckWith<Schema extends z.ZodType> = (response: Payload<Schema> | Payload<typeof failedAckSchema>) => void;
+
+export interface ServerToClientEvents {
+  authenticated: (payload: Payload<typeof authenticatedSchema>) => void;
+  auth_error: (payload: Payload<typeof authErrorSchema>) => void;
+  error: (payload: Payload<typeof socketErrorSchema>) => void;
+  message_received: (payload: Payload<typeof messageRecordSchema>, ack: () => void) => void;
+  message_delivered: (payload: Payload<typeof messageDeliveredSchema>) => void;
+  key_exchange_request: (payload: Payload<typeof keyExchangeRequestEventSchema>, ack: () => void) => void;
+  key_exchange_response: (payload: Payload<typeof keyExchangeResponseEventSchema>, ack: () => void) => void;
+  user_online: (payload: Payload<typeof presenceEventSchema>) => void;
+  user_offline: (payload: Payload<typeof presenceEventSchema>) => void;
+  typing_indicator: (payload: Payload<typeof typingIndicatorSchema>) => void;
+}
+
+export interface ClientToServerEvents {
+  authenticate: (payload: unknown) => void;
+  join_room: (payload: unknown, ack?: AckWith<typeof joinRoomAckSchema>) => void;
+  send_message: (payload: unknown, ack?: AckWith<typeof sendMessageAckSchema>) => void;
+  message_ack: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
+  typing_start: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
+  typing_stop: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
+}
+
+/** What the relay keeps on each socket (`socket.data`). */
+export interface SocketData {
+  userId?: string;
+  sessionId?: string;
+}
+
+export type RelayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type RelaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+/** Any ack callback a client passed (its response type depends on the event). */
+export type AnyAck = ((response: never) => void) | undefined;

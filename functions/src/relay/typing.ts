@@ -1,7 +1,10 @@
 import type { Clock } from "../shared/clock";
 import { AppError } from "../shared/errors";
 import { enforce, MemoryRateLimiter, type RateLimitPolicy } from "../shared/rate-limit";
+import { parseInput } from "../shared/validation";
 import type { UserRepository } from "../users/repository";
+import type { UserEvents } from "./events";
+import { typingSchema } from "./schema";
 
 /**
  * Typing indicators go only to someone related by contact (either direction), and at most `policy`
@@ -39,4 +42,19 @@ export class TypingLimiter {
   forget(socketId: string): void {
     this.buckets.forget(socketId);
   }
+}
+
+/** typing_start / typing_stop: checked, then published to the contact's sockets wherever they are. */
+export function createTyping(users: UserRepository, events: UserEvents, policy: RateLimitPolicy, clock: Clock) {
+  const limiter = new TypingLimiter(users, policy, clock);
+  return {
+    async indicate(socketId: string, fromUserId: string, payload: unknown, isTyping: boolean): Promise<void> {
+      const { contactId } = parseInput(typingSchema, payload);
+      await limiter.check(socketId, fromUserId, contactId);
+      await events.publish(contactId, "typing_indicator", { fromUserId, toUserId: contactId, isTyping });
+    },
+    forget(socketId: string): void {
+      limiter.forget(socketId);
+    },
+  };
 }

@@ -25,11 +25,12 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     superseded), both ephemeral keys and signatures, createdAt,
  *                                     expiresAt, completedAt, supersededBy, requestDeliveredAt,
  *                                     responseDeliveredAt (see keyexchange/repository.ts)
- * relayEvents/{autoId}               instanceId, userId, type, payload, createdAt (server time),
- *                                     expiresAt (TTL): short-lived events for a user, addressed to
- *                                     the relay instances holding the user's sockets
- * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts)
- * relayInstances/{instanceId}         heartbeatAt, expiresAt (TTL): live relay instances
+ * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts);
+ *                                     read by every send transaction to route the message
+ * relayInstances/{instanceId}         heartbeatAt, staleAfterMs, expiresAt (TTL): live relay instances
+ *   relayEvents/{eventId}             userId, type, payload, createdAt (server time), expiresAt (TTL):
+ *                                     the instance's feed (relay/events.ts), one listener each;
+ *                                     `message_received` events carry the record and the message's id
  * rateLimits/{sha256(bucket key)}     tokens, updatedAtMs, expiresAt (TTL): token buckets shared by
  *                                     every instance
  * files/{fileId}                      uploaderId, receiverId, filename (sanitized, display only), size,

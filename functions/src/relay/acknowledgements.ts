@@ -1,0 +1,30 @@
+import type { KeyExchangeService } from "../keyexchange/service";
+import type { MessageRepository } from "../messages/repository";
+import type { Clock } from "../shared/clock";
+import type { UserEvents } from "./events";
+
+/**
+ * Acknowledgements and receipts. The first acknowledgement of a message (by any socket of its receiver,
+ * on any instance) marks it delivered and sends the sender one `message_delivered`; later ones change
+ * nothing. Key-exchange notices are marked delivered the same way, without a receipt.
+ */
+export function createAcknowledgements(messages: MessageRepository, keyExchanges: KeyExchangeService, events: UserEvents, clock: Clock) {
+  return {
+    async message(receiverId: string, messageId: string): Promise<void> {
+      const delivered = await messages.markDelivered(receiverId, messageId, clock.now());
+      if (!delivered) return;
+      // The receipt only matters to a sender who is connected now, so it is sent after the commit.
+      await events.publish(delivered.senderId, "message_delivered", {
+        messageId,
+        receiverId,
+        deliveredAt: delivered.deliveredAt.toISOString(),
+      });
+    },
+
+    keyExchange(userId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
+      return keyExchanges.acknowledge(userId, exchangeId, what);
+    },
+  };
+}
+
+export type Acknowledgements = ReturnType<typeof createAcknowledgements>;

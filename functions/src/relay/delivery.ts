@@ -1,0 +1,265 @@
+import type { KeyExchangeService } from "../keyexchange/service";
+import type { MessageRecord } from "../messages/record";
+import { compareDeliveryCursors, deliveryCursorOf, type DeliveryCursor, type MessageRepository } from "../messages/repository";
+import type { Logger } from "../shared/logger";
+import type { Acknowledgements } from "./acknowledgements";
+import type { UserEvent } from "./events";
+import type { RelayServer, RelaySocket } from "./schema";
+
+/**
+ * What one socket is owed, and what it has been sent: the socket's backlog (messages stored before its
+ * user's presence on this instance was registered) read page by page, then the messages routed to this
+ * instance as they come (events.ts). Each message goes out once per socket, oldest first.
+ *
+ * Why this is complete (no message stored for the user is missed):
+ * - A message committed before the presence registration is in the database before the first page is
+ *   read, and the pages walk the delivery order (server timestamp, sequenceNumber, id) from the start.
+ * - A message committed after it was routed to this instance (messages/repository.ts `append`), and its
+ *   event reaches `offer`. While a page is being read it is held: when the page comes back, held
+ *   messages at or before the page's end are sent (the page may have been read before they committed),
+ *   later ones are left to the next page, which is read after they committed and so finds them.
+ *   Between pages the same rule applies at once. After the last page everything offered is sent.
+ * Repeats (a message both in a page and offered) are dropped by id.
+ */
+
+/** Messages read per backlog page. */
+export const BACKLOG_PAGE_SIZE = 100;
+/**
+ * Unacknowledged backlog messages in flight on one socket before the next page is read: a receiver with
+ * 10,000 waiting costs this many records of memory, not 10,000. Messages arriving live are not held back.
+ */
+export const BACKLOG_WINDOW = 200;
+/** Ids remembered per socket to drop repeats (a message both in a page and routed; a re-read feed). */
+const RECENT_IDS = 1000;
+const PAGE_RETRY_MS = [250, 1000, 4000];
+
+type Phase = "waiting" | "paging" | "live";
+
+export class SocketDelivery {
+  private phase: Phase = "waiting";
+  private cursor: DeliveryCursor | undefined;
+  private pageInFlight = false;
+  private heldDuringPage: MessageRecord[] = [];
+  /** Sent on this socket, oldest first (a Set keeps insertion order). */
+  private readonly recent = new Set<string>();
+  /** Backlog messages sent and not yet acknowledged by this socket (flow control). */
+  private readonly unacknowledged = new Set<string>();
+  private windowOpened: (() => void) | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly socket: RelaySocket,
+    private readonly userId: string,
+    private readonly messages: MessageRepository,
+    private readonly logger: Logger,
+    private readonly onAcknowledge: (messageId: string) => Promise<void>,
+  ) {}
+
+  /** A message routed to this instance for the socket's user. */
+  offer(record: MessageRecord): void {
+    if (this.stopped) return;
+    if (this.phase === "live") return this.send(record);
+    if (this.pageInFlight) {
+      this.heldDuringPage.push(record);
+      return;
+    }
+    // Waiting: the first page has not been read, and will find it. Between pages: see the class comment.
+    if (this.phase === "paging" && this.cursor && compareDeliveryCursors(deliveryCursorOf(record), this.cursor) <= 0) this.send(record);
+  }
+
+  /** Reads and sends the backlog, then switches to live delivery. Resolves when done (or stopped). */
+  async deliverBacklog(): Promise<void> {
+    this.phase = "paging";
+    for (;;) {
+      await this.roomInWindow();
+      if (this.stopped) return;
+      const page = await this.readPage();
+      if (page === undefined) return;
+      for (const record of page) this.send(record, { backlog: true });
+      if (page.length > 0) this.cursor = deliveryCursorOf(page[page.length - 1]!);
+      const last = page.length < BACKLOG_PAGE_SIZE;
+      const held = this.heldDuringPage.sort((x, y) => compareDeliveryCursors(deliveryCursorOf(x), deliveryCursorOf(y)));
+      this.heldDuringPage = [];
+      for (const record of held) {
+        if (last || (this.cursor && compareDeliveryCursors(deliveryCursorOf(record), this.cursor) <= 0)) this.send(record);
+      }
+      if (last) {
+        this.phase = "live";
+        this.unacknowledged.clear();
+        this.windowOpened?.();
+        return;
+      }
+    }
+  }
+
+  /** This socket acknowledged a message (with the ack callback or `message_ack`). */
+  acknowledged(messageId: string): void {
+    if (!this.unacknowledged.delete(messageId)) return;
+    if (this.unacknowledged.size < BACKLOG_WINDOW / 2) this.windowOpened?.();
+  }
+
+  /** A key-exchange notice: sent once per socket, marked delivered when acknowledged. */
+  sendKeyExchange(type: "key_exchange_request" | "key_exchange_response", payload: Record<string, unknown>, onAcknowledge: () => void): void {
+    if (this.stopped || !this.remember(`${type}:${String(payload.exchangeId)}`)) return;
+    this.socket.emit(type, payload as never, onAcknowledge);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.heldDuringPage = [];
+    this.windowOpened?.();
+  }
+
+  get isLive(): boolean {
+    return this.phase === "live";
+  }
+
+  private send(record: MessageRecord, { backlog = false } = {}): void {
+    if (!this.remember(record.id)) return;
+    if (backlog) this.unacknowledged.add(record.id);
+    this.socket.emit("message_received", record, () => {
+      this.acknowledged(record.id);
+      this.onAcknowledge(record.id).catch((error: Error) =>
+        this.logger.warn("acknowledgement failed", { userId: this.userId, messageId: record.id, error }),
+      );
+    });
+  }
+
+  /** False if already sent on this socket. */
+  private remember(key: string): boolean {
+    if (this.recent.has(key)) return false;
+    this.recent.add(key);
+    if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value!);
+    return true;
+  }
+
+  private async roomInWindow(): Promise<void> {
+    while (!this.stopped && this.unacknowledged.size >= BACKLOG_WINDOW) {
+      await new Promise<void>((resolve) => (this.windowOpened = resolve));
+      this.windowOpened = undefined;
+    }
+  }
+
+  /** One page; a failed read is retried, and if the database stays busy the socket's transport is dropped so the client reconnects. */
+  private async readPage(): Promise<MessageRecord[] | undefined> {
+    this.pageInFlight = true;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.cursor);
+        } catch (error) {
+          if (this.stopped) return undefined;
+          if (attempt >= PAGE_RETRY_MS.length) {
+            this.logger.warn("backlog read failed; dropping the socket so it reconnects", { userId: this.userId, error });
+            this.socket.conn.close();
+            return undefined;
+          }
+          await new Promise((resolve) => setTimeout(resolve, PAGE_RETRY_MS[attempt]));
+          if (this.stopped) return undefined;
+        }
+      }
+    } finally {
+      this.pageInFlight = false;
+    }
+  }
+}
+
+/** The room of a user's sockets on this instance: the relay's only way of finding them. */
+export const userRoom = (userId: string) => `user:${userId}`;
+
+/** Events passed on as they are to every socket of their user here. */
+const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered"]);
+
+export interface DeliveryDeps {
+  io: RelayServer;
+  messages: MessageRepository;
+  keyExchanges: KeyExchangeService;
+  acknowledgements: Acknowledgements;
+  logger: Logger;
+}
+
+/**
+ * Delivery on this instance: each authenticated socket is in its user's room and has a SocketDelivery;
+ * the instance's event feed hands every event here, and it goes to the sockets in its user's room.
+ */
+export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger }: DeliveryDeps) {
+  const deliveries = new Map<string, SocketDelivery>();
+
+  function* socketsOf(userId: string): Generator<RelaySocket> {
+    const namespace = io.of("/");
+    for (const socketId of namespace.adapter.rooms.get(userRoom(userId)) ?? []) {
+      const socket = namespace.sockets.get(socketId);
+      if (socket) yield socket;
+    }
+  }
+
+  function sendKeyExchange(socket: RelaySocket, userId: string, type: "key_exchange_request" | "key_exchange_response", payload: Record<string, unknown>) {
+    const exchangeId = String(payload.exchangeId);
+    deliveries.get(socket.id)?.sendKeyExchange(type, payload, () => {
+      acknowledgements
+        .keyExchange(userId, exchangeId, type === "key_exchange_request" ? "request" : "response")
+        .catch((error: Error) => logger.warn("key exchange acknowledgement failed", { userId, exchangeId, error }));
+    });
+  }
+
+  return {
+    /** Puts an authenticated socket in its user's room (synchronous: see authentication.ts). */
+    attach(socket: RelaySocket, userId: string): void {
+      void socket.join(userRoom(userId));
+      const delivery = new SocketDelivery(socket, userId, messages, logger, (messageId) => acknowledgements.message(userId, messageId));
+      deliveries.set(socket.id, delivery);
+    },
+
+    /** True once the socket is authenticated and attached (events other than `authenticate` are then allowed). */
+    isAttached(socket: RelaySocket): boolean {
+      return deliveries.has(socket.id);
+    },
+
+    /** What the user is owed since before this socket: pending key-exchange notices, then the message backlog. */
+    async deliverOwed(socket: RelaySocket, userId: string): Promise<void> {
+      const delivery = deliveries.get(socket.id);
+      if (!delivery) return;
+      try {
+        for (const owed of await keyExchanges.undeliveredEvents(userId)) sendKeyExchange(socket, userId, owed.type, owed.payload);
+        await delivery.deliverBacklog();
+      } catch (error) {
+        logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
+        socket.conn.close();
+      }
+    },
+
+    /** The socket acknowledged with `message_ack` (the ack callback is handled by SocketDelivery itself). */
+    acknowledged(socket: RelaySocket, messageId: string): void {
+      deliveries.get(socket.id)?.acknowledged(messageId);
+    },
+
+    detach(socket: RelaySocket): void {
+      deliveries.get(socket.id)?.stop();
+      deliveries.delete(socket.id);
+    },
+
+    /** An event from the instance's feed. */
+    handleEvent(event: UserEvent): void {
+      if (event.type === "message_received") {
+        for (const socket of socketsOf(event.userId)) deliveries.get(socket.id)?.offer(event.payload as MessageRecord);
+      } else if (event.type === "session_revoked") {
+        for (const socket of socketsOf(event.userId)) {
+          if (socket.data.sessionId !== event.payload.sessionId) continue;
+          socket.emit("auth_error", { code: "UNAUTHORIZED", message: "Session has ended; log in again" });
+          socket.disconnect(true);
+        }
+      } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
+        for (const socket of socketsOf(event.userId)) sendKeyExchange(socket, event.userId, event.type, event.payload);
+      } else if (FORWARDED_EVENTS.has(event.type)) {
+        io.to(userRoom(event.userId)).emit(event.type as "typing_indicator", event.payload as never);
+      }
+    },
+
+    /** Sockets being delivered to (for stats). */
+    get size(): number {
+      return deliveries.size;
+    },
+  };
+}
+
+export type Delivery = ReturnType<typeof createDelivery>;
