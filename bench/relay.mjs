@@ -1,16 +1,27 @@
-// Benchmark: the realtime relay against a bare Socket.IO server that only forwards (the floor).
+// Benchmark: the realtime relay against the least a relay of its design could do (the floor), both
+// on one Firestore emulator, in one run.
 //
-// 1. Latency with USERS connected users in pairs exchanging messages: REST send → message_received,
-//    and socket send_message → message_received, next to the bare server forwarding the same payloads.
+// 1. Latency, USERS connected users in pairs exchanging messages, each path against its floor:
+//    (a) REST send -> the receiver's message_received (and REST send -> 201 on its own),
+//    (b) socket send_message -> its ack,
+//    (c) socket send_message -> the receiver's message_received.
+//    The floor (relay-server.mjs "floor") is bare Socket.IO + Admin SDK: the send transaction of the
+//    same shape (6 reads; counter, message, nonce and one feed event written) behind a bare HTTP
+//    handler and a bare send_message handler, and ONE listener on its instance's feed that emits
+//    message_received to the receiver's room. Relay and floor run side by side and their phases
+//    alternate, so noise from other work on the machine falls on both.
 // 2. Capacity: authenticated sockets held by one relay process (one user each), in steps up to
-//    MAX_SOCKETS, with memory per socket above the idle process.
+//    MAX_SOCKETS, with memory per socket above the idle process next to a bare Socket.IO server holding
+//    as many, and the Firestore listeners the relay holds at each step (one, whatever the users).
 //
 //   npm run bench:relay                 (builds first)
-//   USERS=200 ROUNDS=3 PACE_MS=5000 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
+//   USERS=200 ROUNDS=3 PACE_MS=1500 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
 //
-// With one Firestore listener per connected user the emulator commits slowly (it serializes
-// transactions and evaluates every listener on each commit), so senders keep a human pace rather than
-// firing back to back; PACE_MS=0 shows the emulator's saturation instead.
+// Pace: each user sends one message every PACE_MS on average (a random pause of 0-2x). With a listener
+// per connected user the emulator collapsed below 5 s; with one per instance its cost per commit no
+// longer grows with the users (bench/emulator-listeners.mjs), so PACE_MS defaults to 1500 ms. That is
+// ~130 sends/s from 200 users, about what the emulator commits on two cores while every message is also
+// acknowledged, and it keeps the whole run within a few minutes. PACE_MS=0 shows saturation instead.
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -21,7 +32,7 @@ const USERS = Number(process.env.USERS ?? 200);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const MAX_SOCKETS = Number(process.env.MAX_SOCKETS ?? 5000);
 const STEP = Number(process.env.STEP ?? 1000);
-const PACE_MS = Number(process.env.PACE_MS ?? 5000);
+const PACE_MS = Number(process.env.PACE_MS ?? 1500);
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
 const { percentile, messagePayload } = lib;
@@ -78,30 +89,36 @@ async function connectAll(url, users, authOf, concurrency = 100) {
   return sockets;
 }
 
-/** Pairs (i, i + n/2) exchange ROUNDS messages each way; latency = send start → receiver's event. */
-async function exchange(users, sockets, sendOne) {
+/**
+ * Pairs (i, i + n/2) exchange ROUNDS messages each way. Per message: `sent` = send start -> the send's
+ * answer (201 or ack), `received` = send start -> the receiver's message_received.
+ */
+async function exchange(users, sockets, sendOne, rounds = ROUNDS) {
   const started = new Map();
-  const latencies = [];
+  const received = [];
+  const sent = [];
   const failures = [];
   sockets.forEach((socket) =>
     socket.on("message_received", (message, ack) => {
       const t0 = started.get(message.nonce);
-      if (t0 !== undefined) latencies.push(performance.now() - t0);
+      if (t0 !== undefined) received.push(performance.now() - t0);
       ack?.();
     }),
   );
   const half = users.length / 2;
-  const expected = half * 2 * ROUNDS;
+  const expected = half * 2 * rounds;
   await Promise.all(
     users.map(async (user, index) => {
       const partner = users[index < half ? index + half : index - half];
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < rounds; round++) {
         // Users type at human pace: a random pause before each message (PACE_MS on average).
         await sleep(Math.random() * 2 * PACE_MS);
         const body = messagePayload(partner.id);
-        started.set(body.nonce, performance.now());
+        const t0 = performance.now();
+        started.set(body.nonce, t0);
         try {
           await sendOne(user, sockets[index], body);
+          sent.push(performance.now() - t0);
         } catch (error) {
           failures.push(String(error.message ?? error));
         }
@@ -109,99 +126,155 @@ async function exchange(users, sockets, sendOne) {
     }),
   );
   const deadline = Date.now() + 60_000;
-  while (latencies.length < expected && Date.now() < deadline) await sleep(20);
+  while (received.length < expected - failures.length && Date.now() < deadline) await sleep(20);
   sockets.forEach((socket) => socket.removeAllListeners("message_received"));
-  return { ...stats(latencies), lost: expected - latencies.length - failures.length, failed: failures.length, firstFailure: failures[0] };
+  return {
+    received: stats(received),
+    sent: stats(sent),
+    lost: expected - received.length - failures.length,
+    failed: failures.length,
+    firstFailure: failures[0],
+  };
+}
+
+/** POST a message; resolves on 201. */
+async function postMessage(url, headers, body) {
+  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
+  if (response.status !== 201) throw new Error(`send failed: ${response.status} ${(await response.text()).slice(0, 120)}`);
+  await response.arrayBuffer();
+}
+
+/** A socket send; resolves on a successful ack (a refusal is an ack too, and counts as a failure). */
+async function socketSend(_user, socket, body) {
+  const answer = await socket.timeout(30_000).emitWithAck("send_message", body);
+  if (!answer?.success) throw new Error(`send refused: ${JSON.stringify(answer?.error ?? answer).slice(0, 120)}`);
+}
+
+const fixed = (value, width) => (value === undefined ? "-" : value.toFixed(1)).padStart(width);
+const ratio = (value, floor, target) => {
+  if (value === undefined || !floor) return "-".padStart(7);
+  const x = value / floor;
+  return `${x.toFixed(2)}x${x <= target ? " " : "!"}`.padStart(7);
+};
+
+async function latency(env, lines) {
+  const [relay, floor] = await Promise.all([startChild("relay", env("latency")), startChild("floor", env("floor"))]);
+  const [{ users }, { users: floorUsers }] = await Promise.all([relay.ask({ cmd: "mintUsers", count: USERS }), floor.ask({ cmd: "mintUsers", count: USERS })]);
+  const sockets = await connectAll(relay.url, users, (user) => ({ token: user.token }));
+  const floorSockets = await connectAll(floor.url, floorUsers, (user) => ({ userId: user.id, sessionId: user.sessionId }));
+  const listenersAfterConnect = (await relay.ask({ cmd: "memory" })).stats.listeners;
+  // Let connection-time work settle (presence, announcements, backlog reads).
+  await sleep(2000);
+
+  const relayRest = (user, _socket, body) => postMessage(`${relay.url}/api/messages/send`, { Authorization: `Bearer ${user.token}` }, body);
+  const floorRest = (user, _socket, body) => postMessage(`${floor.url}/send`, { "x-user-id": user.id, "x-session-id": user.sessionId }, body);
+  const phases = {
+    relayRest: () => exchange(users, sockets, relayRest),
+    floorRest: () => exchange(floorUsers, floorSockets, floorRest),
+    relaySocket: () => exchange(users, sockets, socketSend),
+    floorSocket: () => exchange(floorUsers, floorSockets, socketSend),
+  };
+  // Warm-up (connections, JIT, the emulator's indexes), one round each; then measured, in ABBA order so
+  // a drift in background load over the run does not favour either side.
+  await exchange(users, sockets, relayRest, 1);
+  await exchange(floorUsers, floorSockets, floorRest, 1);
+  await exchange(users, sockets, socketSend, 1);
+  await exchange(floorUsers, floorSockets, socketSend, 1);
+  const r = {};
+  for (const name of ["relayRest", "floorRest", "floorSocket", "relaySocket"]) {
+    r[name] = await phases[name]();
+    console.error(`  ${name}: received p50 ${fixed(r[name].received.p50, 0)} ms, answered p50 ${fixed(r[name].sent.p50, 0)} ms, lost ${r[name].lost}, refused ${r[name].failed}`);
+  }
+  const { stats: relayStats } = await relay.ask({ cmd: "memory" });
+  sockets.forEach((socket) => socket.disconnect());
+  floorSockets.forEach((socket) => socket.disconnect());
+  relay.stop();
+  floor.stop();
+
+  // The transport alone: Socket.IO forwarding the payload, no database.
+  const bare = await startChild("bare", {});
+  const bareSockets = await connectAll(bare.url, users, (user) => ({ userId: user.id }));
+  const transport = await exchange(users, bareSockets, socketSend);
+  bareSockets.forEach((socket) => socket.disconnect());
+  bare.stop();
+
+  lines.push(
+    `Latency, ${USERS} connected users, ${ROUNDS} messages each per path, one every ~${PACE_MS} ms per user (ms); relay listeners: ${listenersAfterConnect} after connecting, ${relayStats.listeners} at the end`,
+  );
+  lines.push("floor: bare Socket.IO + Admin SDK, same send transaction, one feed listener per instance; ! = over target (p50 1.5x, p99 2x)");
+  lines.push("path                                      n  refused  lost      p50      p99  floor p50  floor p99   p50 x   p99 x");
+  const row = (name, result, measure, floorResult) => {
+    const m = result[measure];
+    const f = floorResult?.[measure];
+    lines.push(
+      `${name.padEnd(38)}${String(m.n).padStart(5)}${String(result.failed).padStart(9)}${String(result.lost).padStart(6)}${fixed(m.p50, 9)}${fixed(m.p99, 9)}` +
+        `${fixed(f?.p50, 11)}${fixed(f?.p99, 11)} ${ratio(m.p50, f?.p50, 1.5)} ${ratio(m.p99, f?.p99, 2)}` +
+        (result.firstFailure ? `   first refusal: ${result.firstFailure}` : ""),
+    );
+  };
+  row("(a) REST send -> message_received", r.relayRest, "received", r.floorRest);
+  row("    REST send -> 201", r.relayRest, "sent", r.floorRest);
+  row("(b) socket send_message -> ack", r.relaySocket, "sent", r.floorSocket);
+  row("(c) socket send -> message_received", r.relaySocket, "received", r.floorSocket);
+  row("bare Socket.IO forward (no database)", transport, "received");
+  const ack = r.relaySocket.sent.p50;
+  const rest = r.relayRest.sent.p50;
+  lines.push(`socket ack p50 ${fixed(ack, 0)} ms vs REST 201 p50 ${fixed(rest, 0)} ms: ${ack <= rest ? "not higher (target met)" : "HIGHER (target missed)"}`);
+}
+
+async function capacity(env, lines) {
+  // The relay and a bare Socket.IO server (the floor) take the same sockets, step by step.
+  const [relay, bare] = await Promise.all([startChild("relay", env("capacity")), startChild("bare", {})]);
+  const idle = (await relay.ask({ cmd: "memory" })).memory;
+  const bareIdle = (await bare.ask({ cmd: "memory" })).memory;
+  lines.push(
+    `Authenticated sockets held by one relay process (one user each); idle: rss ${(idle.rss / 2 ** 20).toFixed(0)} MiB, heap ${(idle.heapUsed / 2 ** 20).toFixed(0)} MiB` +
+      ` (bare Socket.IO idle: rss ${(bareIdle.rss / 2 ** 20).toFixed(0)} MiB)`,
+  );
+  lines.push("                                               KiB/socket above idle: relay    bare Socket.IO (floor)");
+  lines.push("sockets  listeners   connect s   rss MiB  heap MiB        rss       heap        rss       heap");
+  const held = [];
+  const bareHeld = [];
+  for (let total = STEP; total <= MAX_SOCKETS; total += STEP) {
+    const { users: more } = await relay.ask({ cmd: "mintUsers", count: STEP });
+    const t0 = performance.now();
+    try {
+      held.push(...(await connectAll(relay.url, more, (user) => ({ token: user.token }))));
+    } catch (error) {
+      lines.push(`${String(total).padStart(7)}  stopped: ${error.message}`);
+      break;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    bareHeld.push(...(await connectAll(bare.url, more, (user) => ({ userId: user.id }))));
+    await sleep(1000);
+    const [{ memory, stats: relayStats }, { memory: bareMemory }] = await Promise.all([relay.ask({ cmd: "memory" }), bare.ask({ cmd: "memory" })]);
+    const perSocket = (bytes, count) => (bytes / count / 1024).toFixed(1).padStart(11);
+    lines.push(
+      `${String(held.length).padStart(7)}${String(relayStats.listeners).padStart(11)}${seconds.toFixed(1).padStart(12)}${(memory.rss / 2 ** 20).toFixed(0).padStart(10)}${(memory.heapUsed / 2 ** 20).toFixed(0).padStart(10)}` +
+        `${perSocket(memory.rss - idle.rss, held.length)}${perSocket(memory.heapUsed - idle.heapUsed, held.length)}` +
+        `${perSocket(bareMemory.rss - bareIdle.rss, bareHeld.length)}${perSocket(bareMemory.heapUsed - bareIdle.heapUsed, bareHeld.length)}`,
+    );
+    console.error(lines[lines.length - 1]);
+  }
+  held.forEach((socket) => socket.disconnect());
+  bareHeld.forEach((socket) => socket.disconnect());
+  relay.stop();
+  bare.stop();
+  lines.push("(target: 5,000 sockets at under 50 KiB each above the idle process; listeners constant at 1)");
 }
 
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
   const emulator = await lib.useEmulator("demo-bench");
-  const emulatorHost = emulator.hostPort;
-  const env = (label) => ({ FIRESTORE_EMULATOR_HOST: emulatorHost, FIREBASE_PROJECT_ID: `demo-bench-${label}-${randomBytes(3).toString("hex")}` });
+  const env = (label) => ({ FIRESTORE_EMULATOR_HOST: emulator.hostPort, FIREBASE_PROJECT_ID: `demo-bench-${label}-${randomBytes(3).toString("hex")}` });
   const lines = [];
   try {
-    // 1. Latency.
-    const relay = await startChild("relay", env("latency"));
-    const { users } = await relay.ask({ cmd: "mintUsers", count: USERS });
-    const sockets = await connectAll(relay.url, users, (user) => ({ token: user.token }));
-    // Let connection-time work settle (initial snapshots, presence), then warm both send paths up.
-    await sleep(2000);
-    const viaRest = async (user, _socket, body) => {
-      const response = await fetch(`${relay.url}/api/messages/send`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${user.token}` },
-        body: JSON.stringify(body),
-      });
-      if (response.status !== 201) throw new Error(`send failed: ${response.status}`);
-      await response.arrayBuffer();
-    };
-    const viaSocketSend = (_user, socket, body) => socket.timeout(30_000).emitWithAck("send_message", body);
-    await exchange(users, sockets, viaRest);
-    await exchange(users, sockets, viaSocketSend);
-    const rest = await exchange(users, sockets, viaRest);
-    const viaSocket = await exchange(users, sockets, viaSocketSend);
-    sockets.forEach((socket) => socket.disconnect());
-    relay.stop();
-
-    const bare = await startChild("bare", {});
-    const bareSockets = await connectAll(bare.url, users, (user) => ({ userId: user.id }));
-    await exchange(users, bareSockets, viaSocketSend);
-    const floor = await exchange(users, bareSockets, viaSocketSend);
-    bareSockets.forEach((socket) => socket.disconnect());
-    bare.stop();
-
-    lines.push(`Latency to message_received, ${USERS} connected users, ${ROUNDS} messages each, one every ~${PACE_MS} ms per user (ms)`);
-    lines.push("path                          delivered  refused  lost      p50      p99   p50 vs floor");
-    for (const [name, r] of [["REST send -> relay", rest], ["socket send -> relay", viaSocket], ["bare Socket.IO forward", floor]]) {
-      lines.push(
-        `${name.padEnd(30)}${String(r.n).padStart(9)}${String(r.failed).padStart(9)}${String(r.lost).padStart(6)}${r.p50.toFixed(1).padStart(9)}${r.p99.toFixed(1).padStart(9)}${(r.p50 / floor.p50).toFixed(1).padStart(12)}x` +
-          (r.firstFailure ? `   first refusal: ${r.firstFailure}` : ""),
-      );
-    }
-
-    // 2. Capacity and memory per authenticated socket.
-    const capacity = await startChild("relay", env("capacity"));
-    const idle = (await capacity.ask({ cmd: "memory" })).memory;
+    await latency(env, lines);
     lines.push("");
-    lines.push(`Authenticated sockets held by one relay process (one user each); idle: rss ${(idle.rss / 2 ** 20).toFixed(0)} MiB, heap ${(idle.heapUsed / 2 ** 20).toFixed(0)} MiB`);
-    lines.push("sockets  listeners   connect s   rss MiB  heap MiB   KiB/socket (rss)  KiB/socket (heap)");
-    const held = [];
-    for (let total = STEP; total <= MAX_SOCKETS; total += STEP) {
-      const { users: more } = await capacity.ask({ cmd: "mintUsers", count: STEP });
-      const t0 = performance.now();
-      try {
-        held.push(...(await connectAll(capacity.url, more, (user) => ({ token: user.token }))));
-      } catch (error) {
-        lines.push(`${String(total).padStart(7)}  stopped: ${error.message}`);
-        break;
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      await sleep(1000);
-      const { memory, stats: relayStats } = await capacity.ask({ cmd: "memory" });
-      const perSocket = (bytes) => ((bytes / held.length) / 1024).toFixed(1);
-      lines.push(
-        `${String(held.length).padStart(7)}${String(relayStats.listeners).padStart(11)}${seconds.toFixed(1).padStart(12)}${(memory.rss / 2 ** 20).toFixed(0).padStart(10)}${(memory.heapUsed / 2 ** 20).toFixed(0).padStart(10)}${perSocket(memory.rss - idle.rss).padStart(19)}${perSocket(memory.heapUsed - idle.heapUsed).padStart(19)}`,
-      );
-      console.error(lines[lines.length - 1]);
-    }
-    held.forEach((socket) => socket.disconnect());
-    capacity.stop();
-
-    // The floor: the same number of sockets on a bare Socket.IO server (no auth, no Firestore).
-    const bareCapacity = await startChild("bare", {});
-    const bareIdle = (await bareCapacity.ask({ cmd: "memory" })).memory;
-    const bareHeld = await connectAll(bareCapacity.url, held.map((_, i) => ({ id: `user_${i}` })), (user) => ({ userId: user.id }));
-    await sleep(1000);
-    const bareMemory = (await bareCapacity.ask({ cmd: "memory" })).memory;
-    const bareRss = (bareMemory.rss - bareIdle.rss) / bareHeld.length / 1024;
-    const bareHeap = (bareMemory.heapUsed - bareIdle.heapUsed) / bareHeld.length / 1024;
-    lines.push(`${String(bareHeld.length).padStart(7)}  bare Socket.IO (floor)${bareRss.toFixed(1).padStart(27)}${bareHeap.toFixed(1).padStart(19)}`);
-    bareHeld.forEach((socket) => socket.disconnect());
-    bareCapacity.stop();
-    lines.push("(target: 5,000 sockets at under 50 KiB each above the idle process)");
+    await capacity(env, lines);
     console.log("\n" + lines.join("\n") + "\n");
   } finally {
+    children.forEach((child) => child.kill("SIGKILL"));
     await emulator?.stop();
   }
 }

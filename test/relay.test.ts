@@ -101,11 +101,16 @@ describe("join_room", () => {
     expect(await emitWithAck(socket, "join_room", { userId: bob.id })).toMatchObject({ success: false, error: { code: "FORBIDDEN" } });
     socket.emit("join_room", { userId: bob.id });
     expect(await nextEvent(socket, "error")).toMatchObject({ code: "FORBIDDEN" });
-    // Nothing of Bob's reaches Alice's socket.
+    // Delivery finds a user's sockets by their room: with Bob online on the same instance, a message
+    // to Bob reaches Bob's socket and not Alice's, which was refused his room.
+    const bobSocket = await connectAs(a, bob.token);
+    const bobReceived = collect(bobSocket, "message_received");
     const received = collect(socket, "message_received");
     const carol = await registerUser(a);
-    await sendMessage(a, carol, bob);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const sent = await sendMessage(a, carol, bob);
+    await waitFor(() => bobReceived.length === 1, 5000, "Bob's message");
+    expect(bobReceived[0].id).toBe(sent.body.messageId);
+    await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received).toEqual([]);
   });
 });

@@ -208,13 +208,22 @@ describe("HTTP endpoint classes", () => {
 describe("the realtime relay", () => {
   const relayApp = (env: Record<string, string>) => appWith(env, { relay: {} });
 
-  it("when one address opens more than SOCKET_CONNECT_LIMIT connections, then connect_error RATE_LIMITED", async () => {
+  // Connections are counted in Engine.IO's allowRequest, before the handshake does any work: a refused
+  // one never becomes a socket. Engine.IO answers the handshake request 403 with the reason as its
+  // message, which socket.io-client surfaces as connect_error.
+  const handshake = (app: { baseUrl: string }, headers: Record<string, string> = {}) =>
+    fetch(`${app.baseUrl}/socket.io/?EIO=4&transport=polling`, { headers });
+
+  it("when one address opens more than SOCKET_CONNECT_LIMIT connections, then the next handshake is refused (connect_error, 403 saying why)", async () => {
     const app = await relayApp({ SOCKET_CONNECT_LIMIT: "2" });
     for (let i = 0; i < 2; i += 1) await nextEvent(connect(app), "connect");
 
-    const error = await nextEvent<Error & { data?: any }>(connect(app), "connect_error");
-
-    expect(error.data).toMatchObject({ code: "RATE_LIMITED", details: { retryAfterSeconds: expect.any(Number) } });
+    const refused = connect(app);
+    expect(await nextEvent<Error>(refused, "connect_error")).toBeInstanceOf(Error);
+    expect(refused.connected).toBe(false);
+    const response = await handshake(app);
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ message: expect.stringMatching(/^Too many connections; retry in \d+ s$/) });
   });
 
   it("when the relay trusts one proxy hop, then addresses behind it are limited one by one", async () => {
@@ -226,10 +235,58 @@ describe("the realtime relay", () => {
       await Promise.all(sockets.map((socket) => nextEvent(socket, "connect")));
       const again = from("10.0.0.1");
       sockets.push(again);
-      expect(await nextEvent<Error & { data?: any }>(again, "connect_error")).toMatchObject({ data: { code: "RATE_LIMITED" } });
+      expect(await nextEvent<Error>(again, "connect_error")).toBeInstanceOf(Error);
+      expect((await handshake(app, { "X-Forwarded-For": "10.0.0.1" })).status).toBe(403);
+      expect((await handshake(app, { "X-Forwarded-For": "10.0.0.3" })).status).toBe(200);
     } finally {
       for (const socket of sockets) socket.disconnect();
     }
+  });
+
+  it("when one address holds SOCKETS_PER_ADDRESS connections, then the next is refused until one closes, authenticated or not", async () => {
+    const app = await relayApp({ SOCKETS_PER_ADDRESS: "3" });
+    const alice = await registerUser(app);
+    // Raw Engine.IO connections (never opening a Socket.IO session) count as much as authenticated sockets.
+    const rawManager = io(app.baseUrl, { transports: ["websocket"], forceNew: true, reconnection: false, autoConnect: false }).io;
+    await new Promise<void>((resolve, reject) => rawManager.open((error) => (error ? reject(error) : resolve())));
+    const held = [await connectAs(app, alice.token), connect(app)];
+    await nextEvent(held[1]!, "connect");
+
+    const refused = connect(app);
+    expect(await nextEvent<Error>(refused, "connect_error")).toBeInstanceOf(Error);
+    const response = await handshake(app);
+    expect(response.status).toBe(403);
+    expect(await response.json()).toMatchObject({ message: "Too many connections from this address (at most 3)" });
+
+    rawManager.engine.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await nextEvent(connect(app), "connect");
+  });
+
+  it("when a transport never opens a Socket.IO session, then it is closed after SOCKET_CONNECT_TIMEOUT_SECONDS", async () => {
+    const app = await relayApp({ SOCKET_CONNECT_TIMEOUT_SECONDS: "1" });
+    const manager = io(app.baseUrl, { transports: ["websocket"], forceNew: true, reconnection: false, autoConnect: false }).io;
+    await new Promise<void>((resolve, reject) => manager.open((error) => (error ? reject(error) : resolve())));
+    const started = Date.now();
+    await new Promise<void>((resolve) => manager.engine.once("close", () => resolve()));
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("when a user holds SOCKETS_PER_USER sockets on an instance, then another is refused auth_error RATE_LIMITED until one closes", async () => {
+    const app = await relayApp({ SOCKETS_PER_USER: "2" });
+    const alice = await registerUser(app);
+    const held = await Promise.all([connectAs(app, alice.token), connectAs(app, alice.token)]);
+    const extra = connect(app, { token: alice.token });
+    expect(await nextEvent(extra, "auth_error")).toMatchObject({ code: "RATE_LIMITED", details: { limit: 2 } });
+    // Concurrent attempts cannot slip past the cap either.
+    const rush = Array.from({ length: 4 }, () => connect(app, { token: alice.token }));
+    const outcomes = await Promise.all(
+      rush.map((socket) => Promise.race([nextEvent(socket, "authenticated").then(() => "in"), nextEvent(socket, "auth_error").then(() => "out")])),
+    );
+    expect(outcomes).toEqual(["out", "out", "out", "out"]);
+    held[0]!.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await connectAs(app, alice.token)).toBeDefined();
   });
 
   it("when one address tries to authenticate more than SOCKET_AUTH_LIMIT times, then auth_error RATE_LIMITED even with a valid token", async () => {

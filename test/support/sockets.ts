@@ -74,3 +74,24 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, timeo
 export function emitWithAck<T = any>(socket: Socket, event: string, payload: unknown, timeoutMs = 10_000): Promise<T> {
   return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
 }
+
+/**
+ * Connects with the handshake token, collecting `message_received` from the first packet on (a backlog
+ * may follow `authenticated` in the same read), acknowledging each unless `acknowledge` is false.
+ */
+export async function connectReceiving(app: TestApp, token: string, options: { acknowledge?: boolean } = {}) {
+  const socket = connect(app, { token });
+  const received: any[] = [];
+  socket.on("message_received", (message: any, ack?: () => void) => {
+    received.push(message);
+    if (options.acknowledge !== false) ack?.();
+  });
+  const result = await Promise.race([
+    nextEvent(socket, "authenticated").then(() => true),
+    nextEvent(socket, "auth_error").then((payload) => {
+      throw new Error(`auth_error: ${JSON.stringify(payload)}`);
+    }),
+  ]);
+  void result;
+  return { socket, received };
+}
