@@ -571,9 +571,9 @@ export interface ServerToClientEvents {
 
 /** Events a client emits (Socket.IO's EmitEvents for a client socket). */
 export interface ClientToServerEvents {
-  /** Authenticate after connecting (or pass `auth: { token }` in the handshake instead). Answered by `authenticated` or `auth_error`. Before authentication every other event is refused with UNAUTHORIZED, and a socket not authenticated within 10 s is disconnected. */
+  /** Authenticate after connecting (or pass `auth: { token }` in the handshake instead). Answered by `authenticated` or `auth_error`. Before authentication every other event is refused with UNAUTHORIZED, and a socket not authenticated within 10 s is disconnected. A socket has one user: authenticating again as the same user is answered `authenticated`, as anyone else `auth_error` FORBIDDEN and a disconnect. */
   authenticate: (payload: AuthenticatePayload) => void;
-  /** Join one's own room (already joined on authentication). Any other user id is refused with FORBIDDEN. */
+  /** An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room. */
   join_room: (payload: JoinRoomPayload, ack: (response: JoinRoomAck | ErrorEnvelope) => void) => void;
   /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. */
   send_message: (payload: SendMessageRequest, ack: (response: SendMessageAck | ErrorEnvelope) => void) => void;

@@ -20,7 +20,7 @@ import {
 } from "../relay/schema";
 
 /**
- * The relay's Socket.IO events (relay/relay.ts, relay/channel.ts), with the zod schemas of their payloads
+ * The relay's Socket.IO events (relay/relay.ts and the files it wires), with the zod schemas of their payloads
  * (relay/schema.ts and the capabilities' schema.ts). Published as the OpenAPI document's `x-socket-events`.
  */
 
@@ -41,11 +41,12 @@ export interface ServerEvent {
 export const CLIENT_EVENTS: Record<string, ClientEvent> = {
   authenticate: {
     description:
-      "Authenticate after connecting (or pass `auth: { token }` in the handshake instead). Answered by `authenticated` or `auth_error`. Before authentication every other event is refused with UNAUTHORIZED, and a socket not authenticated within 10 s is disconnected.",
+      "Authenticate after connecting (or pass `auth: { token }` in the handshake instead). Answered by `authenticated` or `auth_error`. Before authentication every other event is refused with UNAUTHORIZED, and a socket not authenticated within 10 s is disconnected. A socket has one user: authenticating again as the same user is answered `authenticated`, as anyone else `auth_error` FORBIDDEN and a disconnect.",
     payload: authenticateSchema,
   },
   join_room: {
-    description: "Join one's own room (already joined on authentication). Any other user id is refused with FORBIDDEN.",
+    description:
+      "An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room.",
     payload: joinRoomSchema,
     ack: joinRoomAckSchema,
   },
