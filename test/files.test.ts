@@ -631,9 +631,16 @@ function blobStoreContract(name: string, open: OpenStore) {
 
     contract("when the source fails midway, then nothing is left at the key", async () => {
       const key = `files/${newId("file")}`;
-      const failing = new Readable({ read() {} });
-      failing.push(randomBytes(1000));
-      setTimeout(() => failing.destroy(new Error("client went away")), 20);
+      // It fails once the store has started reading it (a timer could fire before the store listens).
+      let started = false;
+      const failing = new Readable({
+        read() {
+          if (started) return;
+          started = true;
+          this.push(randomBytes(1000));
+          setTimeout(() => this.destroy(new Error("client went away")), 20);
+        },
+      });
       await expect(store.write(key, failing)).rejects.toThrow("client went away");
       expect(await store.read(key)).toBeUndefined();
     });
