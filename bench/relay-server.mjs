@@ -11,6 +11,8 @@ import lib from "./lib.cjs";
 
 const mode = process.argv[2];
 const send = (message) => process.send(message);
+/** How often the instance's feed listener is replaced (relay/event-feed.ts); the same for relay and floor. */
+const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 60_000);
 
 async function startRelay() {
   const { initializeApp } = await import("firebase-admin/app");
@@ -36,7 +38,7 @@ async function startRelay() {
   const deps = { db, config };
   const services = createServices(deps);
   const server = createServer(createApp(deps, services));
-  const relay = await attachRelay(server, services);
+  const relay = await attachRelay(server, services, { eventFeedRollMs: FEED_ROLL_MS });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 
   /** Users and sessions written straight into the layout (registration's bcrypt is not what is measured). */
@@ -103,7 +105,6 @@ async function startBare() {
 }
 
 /** The same feed listener as relay/event-feed.ts, rolled on the same schedule, minus its resilience. */
-const FEED_ROLL_MS = 60_000;
 const FEED_LOOKBACK_MS = 2000;
 
 async function startFloor() {

@@ -93,7 +93,7 @@ async function connectAll(url, users, authOf, concurrency = 100) {
  * Pairs (i, i + n/2) exchange ROUNDS messages each way. Per message: `sent` = send start -> the send's
  * answer (201 or ack), `received` = send start -> the receiver's message_received.
  */
-async function exchange(users, sockets, sendOne, rounds = ROUNDS) {
+async function exchange(users, sockets, sendOne, { rounds = ROUNDS, pace = PACE_MS } = {}) {
   const started = new Map();
   const arrived = new Set();
   const received = [];
@@ -113,8 +113,8 @@ async function exchange(users, sockets, sendOne, rounds = ROUNDS) {
     users.map(async (user, index) => {
       const partner = users[index < half ? index + half : index - half];
       for (let round = 0; round < rounds; round++) {
-        // Users type at human pace: a random pause before each message (PACE_MS on average).
-        await sleep(Math.random() * 2 * PACE_MS);
+        // Users type at human pace: a random pause before each message (`pace` on average).
+        await sleep(Math.random() * 2 * pace);
         const body = messagePayload(partner.id);
         const t0 = performance.now();
         started.set(body.nonce, t0);
@@ -174,12 +174,14 @@ async function latency(env, lines) {
     relaySocket: () => exchange(users, sockets, socketSend),
     floorSocket: () => exchange(floorUsers, floorSockets, socketSend),
   };
-  // Warm-up (connections, JIT, the emulator's indexes), one round each; then measured, in ABBA order so
-  // a drift in background load over the run does not favour either side.
-  await exchange(users, sockets, relayRest, 1);
-  await exchange(floorUsers, floorSockets, floorRest, 1);
-  await exchange(users, sockets, socketSend, 1);
-  await exchange(floorUsers, floorSockets, socketSend, 1);
+  // Warm-up (connections, JIT, the emulator's indexes): 20 pairs, one message each way per path. Then
+  // measured, in ABBA order so a drift in background load over the run favours neither side.
+  const few = (list) => list.slice(0, 40);
+  const warm = { rounds: 1, pace: 500 };
+  await exchange(few(users), few(sockets), relayRest, warm);
+  await exchange(few(floorUsers), few(floorSockets), floorRest, warm);
+  await exchange(few(users), few(sockets), socketSend, warm);
+  await exchange(few(floorUsers), few(floorSockets), socketSend, warm);
   const r = {};
   for (const name of ["relayRest", "floorRest", "floorSocket", "relaySocket"]) {
     r[name] = await phases[name]();

@@ -276,6 +276,23 @@ describe("the api function in the Firebase Functions emulator", () => {
 });
 
 describe("the deploy configuration", () => {
+  it("when functions/ is deployed, then it carries a lockfile with exactly the versions the root lockfile tested, and predeploy refuses a stale one", async () => {
+    const { buildFunctionsLockfile } = await import("../scripts/functions-lockfile.mjs");
+    const rootLock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8"));
+    const deployed = JSON.parse(readFileSync(join(ROOT, "functions", "package-lock.json"), "utf8"));
+    const stale = JSON.stringify(deployed) !== JSON.stringify(buildFunctionsLockfile(rootLock));
+    expect(stale, "functions/package-lock.json is stale: run `npm run lockfile:functions` and commit it").toBe(false);
+    // Every package in it is one the workspace resolves to in the root lockfile, at the same version.
+    const tested = new Set(Object.entries(rootLock.packages as Record<string, { version?: string }>).map(([path, entry]) => `${path.split("node_modules/").pop()}@${entry.version}`));
+    for (const [path, entry] of Object.entries(deployed.packages as Record<string, { version?: string }>)) {
+      if (path === "") continue;
+      expect(tested.has(`${path.split("node_modules/").pop()}@${entry.version}`), path).toBe(true);
+    }
+    const config = JSON.parse(readFileSync(join(ROOT, "firebase.json"), "utf8"));
+    expect(config.functions[0].predeploy[0]).toContain("functions-lockfile.mjs\" --check");
+    expect(config.functions[0].ignore).not.toContain("package-lock.json");
+  });
+
   const indexes = JSON.parse(readFileSync(join(ROOT, "firestore.indexes.json"), "utf8")) as {
     fieldOverrides: Array<{ collectionGroup: string; fieldPath: string; ttl?: boolean; indexes: unknown[] }>;
   };

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +12,7 @@ import { createApp } from "../functions/src/app";
 import type { BlobStore } from "../functions/src/files/blob-store";
 import { GcsBlobStore } from "../functions/src/files/gcs-blob-store";
 import { LocalBlobStore } from "../functions/src/files/local-blob-store";
+import { defaultStorageBucket, loadFirebaseToolsStorage, TESTED_FIREBASE_TOOLS_VERSION } from "../functions/src/local/storage-emulator";
 import { ORPHAN_GRACE_MS } from "../functions/src/files/cleanup";
 import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
@@ -576,33 +577,19 @@ describe("cleanup: expiry and orphans", () => {
 // ---------------------------------------------------------------------------------------------------
 // The BlobStore contract, for each implementation.
 
-/** `open` gives the store, or a reason why it cannot run here (then every test is skipped with it). */
-type OpenStore = () => Promise<{ store: BlobStore; close(): Promise<void> } | string>;
+/** `open` gives a store to run the contract against, and how to release it. */
+type OpenStore = () => Promise<{ store: BlobStore; close(): Promise<void> }>;
 
 function blobStoreContract(name: string, open: OpenStore) {
   describe(`${name} (BlobStore contract)`, () => {
     let store: BlobStore;
     let close = async () => undefined as unknown;
-    let skipReason: string | undefined;
     beforeAll(async () => {
-      const opened = await open();
-      if (typeof opened === "string") {
-        skipReason = opened;
-        console.info(`${name} contract tests skipped: ${skipReason}.`);
-      } else {
-        ({ store, close } = opened);
-      }
+      ({ store, close } = await open());
     });
     afterAll(async () => {
       await close();
     });
-
-    /** A contract test: skipped, with the reason, when the store cannot run here. */
-    const contract = (title: string, body: () => Promise<void>) =>
-      it(title, async (ctx) => {
-        if (skipReason) ctx.skip(skipReason);
-        await body();
-      });
 
     const read = async (key: string) => {
       const stream = await store.read(key);
@@ -612,7 +599,7 @@ function blobStoreContract(name: string, open: OpenStore) {
       return Buffer.concat(chunks);
     };
 
-    contract("when a blob is written, then it reads back byte for byte and is listed under its prefix", async () => {
+    it("when a blob is written, then it reads back byte for byte and is listed under its prefix", async () => {
       const key = `files/${newId("file")}`;
       const data = randomBytes(300 * KIB);
       await store.write(key, Readable.from([data.subarray(0, 1000), data.subarray(1000)]));
@@ -622,14 +609,14 @@ function blobStoreContract(name: string, open: OpenStore) {
       expect(listed).toEqual([`${key}:${data.length}`]);
     });
 
-    contract("when a key already exists, then writing it again fails and the first blob is intact", async () => {
+    it("when a key already exists, then writing it again fails and the first blob is intact", async () => {
       const key = `files/${newId("file")}`;
       await store.write(key, Readable.from([Buffer.from("first")]));
       await expect(store.write(key, Readable.from([Buffer.from("second")]))).rejects.toThrow();
       expect((await read(key))!.toString()).toBe("first");
     });
 
-    contract("when the source fails midway, then nothing is left at the key", async () => {
+    it("when the source fails midway, then nothing is left at the key", async () => {
       const key = `files/${newId("file")}`;
       // It fails once the store has started reading it (a timer could fire before the store listens).
       let started = false;
@@ -645,7 +632,7 @@ function blobStoreContract(name: string, open: OpenStore) {
       expect(await store.read(key)).toBeUndefined();
     });
 
-    contract("when a blob is missing, then read gives undefined and delete is not an error", async () => {
+    it("when a blob is missing, then read gives undefined and delete is not an error", async () => {
       const key = `files/${newId("file")}`;
       expect(await store.read(key)).toBeUndefined();
       await store.delete(key);
@@ -654,7 +641,7 @@ function blobStoreContract(name: string, open: OpenStore) {
       expect(await store.read(key)).toBeUndefined();
     });
 
-    contract("when a key is not a server-minted key, then it is refused before any storage call", async () => {
+    it("when a key is not a server-minted key, then it is refused before any storage call", async () => {
       for (const key of ["../escape", "files/../../etc/passwd", "files/./x", "/abs", "files//x", "files/a b", ""]) {
         await expect(store.write(key, Readable.from([Buffer.from("x")])), key).rejects.toThrow(/Invalid blob key/);
         await expect(store.read(key), key).rejects.toThrow(/Invalid blob key/);
@@ -669,16 +656,27 @@ blobStoreContract("LocalBlobStore", async () => {
   return { store: new LocalBlobStore(dir), close: () => rm(dir, { recursive: true, force: true }) };
 });
 
-/** Cloud Storage, through the Admin SDK, against the Firebase Storage emulator when one is reachable. */
+/**
+ * Cloud Storage, through the Admin SDK, against firebase-tools' Storage emulator that the global setup
+ * runs for every test run (functions/src/local/storage-emulator.ts). Nothing is skipped: if it cannot
+ * start, the whole run fails.
+ */
 blobStoreContract("GcsBlobStore", async () => {
-  const host = process.env.FIREBASE_STORAGE_EMULATOR_HOST;
-  if (!host) return "FIREBASE_STORAGE_EMULATOR_HOST is not set (no Firebase Storage emulator on this machine)";
-  try {
-    await fetch(`http://${host}/`, { signal: AbortSignal.timeout(2000) });
-  } catch (error) {
-    return `the Storage emulator at ${host} is not reachable (${(error as Error).message})`;
-  }
+  if (!process.env.FIREBASE_STORAGE_EMULATOR_HOST) throw new Error("FIREBASE_STORAGE_EMULATOR_HOST is not set: is test/support/worker-setup.ts loaded?");
+  // A project (so a bucket) of its own: nothing else in the run lists or deletes these objects.
   const projectId = `demo-blobs-${randomBytes(4).toString("hex")}`;
-  const firebase = initializeApp({ projectId, storageBucket: `${projectId}.appspot.com` }, projectId);
+  const firebase = initializeApp({ projectId, storageBucket: defaultStorageBucket(projectId) }, projectId);
   return { store: new GcsBlobStore(() => getStorage(firebase).bucket()), close: () => deleteApp(firebase) };
+});
+
+describe("the Storage emulator's firebase-tools internals", () => {
+  it("when the tests run, then firebase-tools is the exact version the in-process emulator was written against, and what it uses is there", async () => {
+    const rootPackage = JSON.parse(await readFile(join(__dirname, "..", "package.json"), "utf8"));
+    // Pinned exactly: the emulator is built from firebase-tools' lib/emulator/storage internals, which change without notice.
+    expect(rootPackage.devDependencies["firebase-tools"]).toBe(TESTED_FIREBASE_TOOLS_VERSION);
+    const lock = JSON.parse(await readFile(join(__dirname, "..", "package-lock.json"), "utf8"));
+    expect(lock.packages["node_modules/firebase-tools"].version).toBe(TESTED_FIREBASE_TOOLS_VERSION);
+    const tools = loadFirebaseToolsStorage(); // throws, naming what moved
+    expect(tools.version).toBe(TESTED_FIREBASE_TOOLS_VERSION);
+  });
 });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -30,24 +31,29 @@ function isGroupAlive(groupId: number): boolean {
   }
 }
 
-async function startStack(): Promise<RunningStack> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, BCRYPT_COST: "4" };
+function spawnStack(port: number, extraEnv: Record<string, string> = {}) {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: "127.0.0.1", DATA_DIR: dataDir, BCRYPT_COST: "4", ...extraEnv };
   delete env.FIRESTORE_EMULATOR_HOST; // the stack must start its own emulator
   const child = spawn(process.execPath, [SERVER], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
+  return { child, output: () => output };
+}
+
+async function startStack(extraEnv: Record<string, string> = {}): Promise<RunningStack> {
+  const port = await freePort();
+  const { child, output } = spawnStack(port, extraEnv);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`local stack exited early:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`local stack exited early:\n${output()}`);
     const healthy = await fetch(`${url}/api/health`).then((r) => r.ok, () => false);
-    if (healthy) return { child, url, output: () => output };
+    if (healthy) return { child, url, output };
     await new Promise((r) => setTimeout(r, 250));
   }
   child.kill("SIGKILL");
-  throw new Error(`local stack did not become healthy:\n${output}`);
+  throw new Error(`local stack did not become healthy:\n${output()}`);
 }
 
 async function stopStack(stack: RunningStack, signal: NodeJS.Signals): Promise<number | null> {
@@ -65,8 +71,9 @@ async function post(url: string, body: unknown, token?: string) {
   return { status: response.status, body: (await response.json()) as any };
 }
 
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 describe("the local stack (npm start)", () => {
-  afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   const user = { email: "stack@example.com", username: "stack_user", password: "a long enough password", publicKey: newPublicKeyPem() };
   let firstToken = "";
@@ -123,5 +130,160 @@ describe("the local stack (npm start)", () => {
     const deadline = Date.now() + 10_000;
     while (isGroupAlive(emulatorGroup) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(isGroupAlive(emulatorGroup)).toBe(false);
+  });
+});
+
+/** Resolves with the exit code and how long the process took to exit (rejects after `timeoutMs`). */
+async function exitOf(child: ChildProcess, timeoutMs = 20_000): Promise<{ code: number | null; ms: number }> {
+  const started = Date.now();
+  if (child.exitCode !== null) return { code: child.exitCode, ms: 0 };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the process did not exit")), timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, ms: Date.now() - started });
+    });
+  });
+}
+
+async function registerAndSend(url: string, count: number): Promise<{ token: string; receiverToken: string; receiverId: string; ids: string[] }> {
+  const suffix = Math.random().toString(36).slice(2, 8);
+  const people = [];
+  for (const name of ["s", "r"]) {
+    const registered = await post(`${url}/api/auth/register`, {
+      email: `${name}${suffix}@example.com`,
+      username: `${name}_${suffix}`,
+      password: "a long enough password",
+      publicKey: newPublicKeyPem(),
+    });
+    expect(registered.status).toBe(201);
+    people.push(registered.body);
+  }
+  const [sender, receiver] = people;
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const sent = await post(
+      `${url}/api/messages/send`,
+      {
+        receiverId: receiver.user.id,
+        encryptedContent: "AAAA",
+        iv: "AAAAAAAAAAAAAAAA",
+        authTag: "AAAAAAAAAAAAAAAAAAAAAA==",
+        nonce: `nonce-${suffix}-${i}`,
+        timestamp: new Date().toISOString(),
+        signature: "AAAA",
+        messageType: "text",
+      },
+      sender.token,
+    );
+    expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+    ids.push(sent.body.messageId);
+  }
+  return { token: sender.token, receiverToken: receiver.token, receiverId: receiver.user.id, ids };
+}
+
+describe("what survives what, and how a start fails (npm start)", { timeout: 90_000 }, () => {
+  it("when the stack is killed hard (SIGKILL) right after acknowledged sends, then after a restart every 201 message is there", async () => {
+    const stack = await startStack();
+    let conversation: Awaited<ReturnType<typeof registerAndSend>>;
+    try {
+      conversation = await registerAndSend(stack.url, 40);
+    } finally {
+      await stopStack(stack, "SIGKILL");
+    }
+    // No graceful export ran: the emulator's watchdog saved the data when its owner died.
+    const again = await startStack();
+    try {
+      const history = await fetch(`${again.url}/api/messages/${conversation!.receiverId}?limit=100`, {
+        headers: { Authorization: `Bearer ${conversation!.token}` },
+      });
+      expect(history.status).toBe(200);
+      const body = (await history.json()) as any;
+      expect(body.total).toBe(40);
+      expect(body.messages.map((m: any) => m.id).sort()).toEqual([...conversation!.ids].sort());
+    } finally {
+      expect(await stopStack(again, "SIGTERM")).toBe(0);
+    }
+  });
+
+  it("when a second stack starts on the same data folder, then it refuses in one line naming the first, and the first keeps serving", async () => {
+    const first = await startStack();
+    try {
+      const second = spawnStack(await freePort());
+      const { code, ms } = await exitOf(second.child);
+      expect(code).toBe(1);
+      expect(ms).toBeLessThan(10_000);
+      expect(second.output()).toContain(`Another local stack is already running on ${dataDir}: pid ${first.child.pid} at ${first.url}`);
+      const emulatorGroup = Number(readFileSync(join(dataDir, "firestore-emulator.pid"), "utf8"));
+      expect(isGroupAlive(emulatorGroup)).toBe(true);
+      const login = await post(`${first.url}/api/auth/login`, { email: "nobody@example.com", password: "whatever it is" });
+      expect(login.status).toBe(401);
+    } finally {
+      expect(await stopStack(first, "SIGTERM")).toBe(0);
+    }
+  });
+
+  it("when the port is taken, then the start exits 1 within seconds with a clear message and starts no emulator", async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", () => resolve()));
+    const port = (blocker.address() as AddressInfo).port;
+    const otherDir = mkdtempSync(join(tmpdir(), "local-stack-port-"));
+    try {
+      const start = spawnStack(port, { DATA_DIR: otherDir });
+      const { code, ms } = await exitOf(start.child);
+      expect(code).toBe(1);
+      expect(ms).toBeLessThan(10_000);
+      expect(start.output()).toContain(`Port ${port} on 127.0.0.1 is already in use`);
+      expect(existsSync(join(otherDir, "firestore-emulator.pid"))).toBe(false);
+      expect(existsSync(join(otherDir, "stack.lock"))).toBe(false);
+    } finally {
+      blocker.close();
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
+  it("when the emulator stops answering, then a request gets 503 with Retry-After within the deadline, and the stack recovers with it", async () => {
+    const stack = await startStack({ FIRESTORE_DEADLINE_SECONDS: "2" });
+    const emulatorGroup = Number(readFileSync(join(dataDir, "firestore-emulator.pid"), "utf8"));
+    try {
+      process.kill(-emulatorGroup, "SIGSTOP");
+      const started = Date.now();
+      const login = await post(`${stack.url}/api/auth/login`, { email: "nobody@example.com", password: "whatever it is" });
+      const elapsed = Date.now() - started;
+      expect(login.status).toBe(503);
+      expect(login.body).toMatchObject({ success: false, error: { code: "SERVICE_UNAVAILABLE" } });
+      expect(elapsed).toBeLessThan(4000);
+      process.kill(-emulatorGroup, "SIGCONT");
+      // The client reconnects by itself (its channel may be in back-off for a few seconds).
+      let after = 0;
+      const deadline = Date.now() + 20_000;
+      while (after !== 401 && Date.now() < deadline) {
+        after = (await post(`${stack.url}/api/auth/login`, { email: "nobody@example.com", password: "whatever it is" })).status;
+        if (after !== 401) await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(after).toBe(401);
+    } finally {
+      try {
+        process.kill(-emulatorGroup, "SIGCONT");
+      } catch {
+        // gone
+      }
+      expect(await stopStack(stack, "SIGTERM")).toBe(0);
+    }
+  });
+
+  it("when the emulator dies while the stack runs, then the stack says so and exits 1, leaving nothing running", async () => {
+    const stack = await startStack();
+    const emulatorGroup = Number(readFileSync(join(dataDir, "firestore-emulator.pid"), "utf8"));
+    // Kill the JVM only (the watchdog's child), as a crash or the OOM killer would.
+    const jvm = readFileSync(`/proc/${emulatorGroup}/task/${emulatorGroup}/children`, "utf8").trim().split(/\s+/).map(Number)[0]!;
+    process.kill(jvm, "SIGKILL");
+    const { code } = await exitOf(stack.child);
+    expect(code).toBe(1);
+    expect(stack.output()).toContain("The Firestore emulator stopped unexpectedly");
+    const deadline = Date.now() + 10_000;
+    while (isGroupAlive(emulatorGroup) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(isGroupAlive(emulatorGroup)).toBe(false);
+    expect(existsSync(join(dataDir, "stack.lock"))).toBe(false);
   });
 });

@@ -24,9 +24,10 @@ import { KeyExchangeService } from "./keyexchange/service";
 import { localSiteRoutes, type LocalSite } from "./local/site";
 import { referenceRoutes } from "./reference/routes";
 import { healthRoutes } from "./shared/health";
-import { errorHandler, limitPreparsedBody, notFoundHandler, requestLogger, requireJsonBody } from "./shared/http";
+import { errorHandler, limitPreparsedBody, notFoundHandler, requestDeadline, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
 import { createEndpointLimits } from "./shared/endpoint-limits";
+import { applyFirestoreDeadline } from "./shared/firestore";
 import { FirestoreRateLimiter } from "./shared/rate-limit";
 import { UserEvents } from "./relay/events";
 import { FirestorePresenceDirectory } from "./relay/presence";
@@ -48,7 +49,8 @@ export interface AppDeps {
 
 /** The domain services, built once and shared by the REST routes and the realtime relay. */
 export function createServices(deps: AppDeps) {
-  const { db, config } = deps;
+  const { config } = deps;
+  const db = applyFirestoreDeadline(deps.db, config.firestoreDeadlineMs);
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
   const users = new UserRepository(db);
@@ -107,6 +109,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   // mounted before the JSON-only body handling below instead of giving that global middleware a list of
   // exceptions: every other route keeps refusing non-JSON bodies, and no route here takes a JSON body.
   app.use("/api/files", authenticated, fileRoutes(services.files));
+  // Requests waiting on the database answer 503 by the deadline (uploads, mounted above, stream for as
+  // long as the client sends; their database calls have the same per-call deadline).
+  app.use(requestDeadline(config.firestoreDeadlineMs));
   app.use(requireJsonBody);
   app.use(limitPreparsedBody(config.jsonBodyLimitBytes)); // Cloud Functions parsed it already
   app.use(express.json({ limit: config.jsonBodyLimitBytes }));

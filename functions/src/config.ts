@@ -69,6 +69,8 @@ const envSchema = z.object({
   SOCKET_AUTH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
   SOCKET_EVENT_LIMIT: intFrom(300, 1, 1_000_000),
   SOCKET_EVENT_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  // How long any Firestore call, and any API request waiting on one, may take before it answers 503.
+  FIRESTORE_DEADLINE_SECONDS: intFrom(15, 1, 120),
   // Connections held at once: per user on one relay instance, and per client address on one instance.
   SOCKETS_PER_USER: intFrom(10, 1, 10_000),
   SOCKETS_PER_ADDRESS: intFrom(100, 1, 1_000_000),
@@ -117,6 +119,8 @@ export interface AppConfig {
    * realtime relay's connections and authentications per address, events and typing per socket.
    */
   rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
+  /** Every Firestore call gives up after this long; API requests answer 503 by then (shared/http.ts). */
+  firestoreDeadlineMs: number;
   /** The relay's caps on connections held at once (per process: a socket lives on one instance). */
   sockets: { perUser: number; perAddress: number; connectTimeoutMs: number };
   /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
@@ -210,6 +214,7 @@ export function loadConfig(
       socketEvents: { limit: vars.SOCKET_EVENT_LIMIT, windowSeconds: vars.SOCKET_EVENT_WINDOW_SECONDS },
       typing: { limit: vars.TYPING_LIMIT, windowSeconds: vars.TYPING_WINDOW_SECONDS },
     },
+    firestoreDeadlineMs: vars.FIRESTORE_DEADLINE_SECONDS * 1000,
     sockets: {
       perUser: vars.SOCKETS_PER_USER,
       perAddress: vars.SOCKETS_PER_ADDRESS,

@@ -1,9 +1,13 @@
 /**
  * The local stack (`npm start`): the Firestore emulator, then the same app the Cloud Function serves,
- * on one port with the Socket.IO relay beside it. Data is kept in DATA_DIR
- * across restarts; Ctrl-C or SIGTERM exports it and stops everything.
+ * on one port with the Socket.IO relay beside it. Data is kept in DATA_DIR across restarts (README,
+ * "What survives what"): Ctrl-C or SIGTERM exports it and stops everything; if this process dies
+ * without that, the emulator's watchdog exports it before stopping the emulator.
+ *
+ * Start-up order is chosen so that a start that cannot work fails in seconds and leaves nothing
+ * behind: the data folder's lock first (one stack per folder), then the port, then the emulator.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join, resolve } from "node:path";
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
@@ -11,8 +15,9 @@ import { createApp, createServices } from "./app";
 import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
 import { runCleanupEvery } from "./files/cleanup";
 import { LocalBlobStore } from "./files/local-blob-store";
-import { EmulatorNotFoundError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
+import { EmulatorNotFoundError, EmulatorStartError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
 import { localJwtSecret } from "./local/secret";
+import { acquireStackLock, StackLockedError } from "./local/stack-lock";
 import { DEFAULT_LOCAL_SITE } from "./local/site";
 import { attachRelay } from "./relay/relay";
 import { createLogger } from "./shared/logger";
@@ -25,70 +30,133 @@ export interface LocalStack {
   server: Server;
   url: string;
   stop(): Promise<void>;
+  /** For a stack that cannot go on: gives up the data folder at once (the caller exits; nothing graceful is possible). */
+  abandon(): void;
 }
 
-export async function startLocalStack(env: NodeJS.ProcessEnv = process.env): Promise<LocalStack> {
+/** The port is taken: nothing was started. */
+export class PortInUseError extends Error {
+  override name = "PortInUseError";
+}
+
+async function listen(server: Server, port: number, host: string): Promise<void> {
+  await new Promise<void>((resolveListen, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new PortInUseError(`Port ${port} on ${host} is already in use by another program. Stop it, or set PORT to another port.`)
+          : error,
+      ),
+    );
+    server.listen(port, host, () => resolveListen());
+  });
+}
+
+export interface LocalStackOptions {
+  /** Called when the stack cannot go on (its emulator exited); main() exits with code 1. */
+  onFatal?: (message: string) => void;
+}
+
+export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, options: LocalStackOptions = {}): Promise<LocalStack> {
   const dataDir = resolve(env.DATA_DIR ?? resolve(__dirname, "..", "..", ".data"));
   const config = loadConfig("local", env, { jwtSecret: env.JWT_SECRET ?? localJwtSecret(dataDir) });
   const logger = createLogger({ level: config.logLevel });
+  const lock = acquireStackLock(dataDir);
 
+  // Until the app is built, requests are answered 503 (the port is taken first, to fail fast).
+  let handle = (_req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1" });
+    res.end(JSON.stringify({ success: false, error: { code: "SERVICE_UNAVAILABLE", message: "Starting up; retry shortly" } }));
+  };
+  const server = createServer((req, res) => handle(req, res));
   let emulator: RunningEmulator | undefined;
-  if (env.FIRESTORE_EMULATOR_HOST) {
-    logger.info("using the Firestore emulator at FIRESTORE_EMULATOR_HOST", { host: env.FIRESTORE_EMULATOR_HOST });
-  } else {
-    emulator = await startFirestoreEmulator({
-      projectId: config.projectId,
-      dataDir,
-      exportIntervalMs: EXPORT_INTERVAL_MS,
-      env,
-      log: (message) => logger.info(message),
-    });
-    process.env.FIRESTORE_EMULATOR_HOST = emulator.hostPort;
-    logger.info("Firestore emulator started", { host: emulator.hostPort, from: emulator.location.source, dataDir });
-  }
-
-  // Nothing here runs on Google Cloud: stop google-auth-library from probing for a metadata server.
-  process.env.METADATA_SERVER_DETECTION ??= "none";
-  initializeApp({ projectId: config.projectId });
-  // Encrypted file bodies: a folder beside the Firestore export, never served (only GET /api/files/:id reads it).
-  const blobs = new LocalBlobStore(join(dataDir, "blobs"));
-  // The demo (/) and the API reference (/api/docs): static pages, local stack only.
-  const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
-  const services = createServices(deps);
-  const server = createServer(createApp(deps, services));
-  const relay = await attachRelay(server, services);
-  const fileCleanup = runCleanupEvery(services.fileCleanup, FILE_CLEANUP_INTERVAL_MS, logger);
+  let running = false;
+  let stopping: Promise<void> | undefined;
+  let stopParts = async () => {
+    server.closeAllConnections();
+    await new Promise<void>((done) => server.close(() => done()));
+    await emulator?.stop();
+  };
 
   try {
-    await new Promise<void>((resolveListen, reject) => {
-      server.once("error", reject);
-      server.listen(config.port, config.host, () => resolveListen());
-    });
+    await listen(server, config.port, config.host);
+    if (env.FIRESTORE_EMULATOR_HOST) {
+      logger.info("using the Firestore emulator at FIRESTORE_EMULATOR_HOST", { host: env.FIRESTORE_EMULATOR_HOST });
+    } else {
+      emulator = await startFirestoreEmulator({
+        projectId: config.projectId,
+        dataDir,
+        exportIntervalMs: EXPORT_INTERVAL_MS,
+        env,
+        log: (message) => logger.info(message),
+        onUnexpectedExit: (description) => {
+          if (stopping || !running) return; // during start-up, the start itself fails
+          options.onFatal?.(
+            `The Firestore emulator stopped unexpectedly: ${description}\nThe stack cannot go on without it. The data exported last (every ${EXPORT_INTERVAL_MS / 1000} s) is kept in ${dataDir}; run npm start again.`,
+          );
+        },
+      });
+      process.env.FIRESTORE_EMULATOR_HOST = emulator.hostPort;
+      logger.info("Firestore emulator started", { host: emulator.hostPort, from: emulator.location.source, dataDir });
+    }
+
+    // Nothing here runs on Google Cloud: stop google-auth-library from probing for a metadata server.
+    process.env.METADATA_SERVER_DETECTION ??= "none";
+    initializeApp({ projectId: config.projectId });
+    // Encrypted file bodies: a folder beside the Firestore export, never served (only GET /api/files/:id reads it).
+    const blobs = new LocalBlobStore(join(dataDir, "blobs"));
+    // The demo (/) and the API reference (/api/docs): static pages, local stack only.
+    const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
+    const services = createServices(deps);
+    const app = createApp(deps, services);
+    handle = app;
+    const relay = await attachRelay(server, services);
+    const fileCleanup = runCleanupEvery(services.fileCleanup, FILE_CLEANUP_INTERVAL_MS, logger);
+    const stopEmulatorAndServer = stopParts;
+    stopParts = async () => {
+      await fileCleanup.stop();
+      await relay.close();
+      await stopEmulatorAndServer();
+    };
   } catch (error) {
-    await fileCleanup.stop();
-    await relay.close();
-    await emulator?.stop();
+    stopping = Promise.resolve();
+    await stopParts().catch(() => undefined);
+    lock.release();
     throw error;
   }
+
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host}:${port}`;
+  lock.describe(url);
+  running = true;
 
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      await fileCleanup.stop();
-      await relay.close();
-      server.closeAllConnections();
-      await new Promise<void>((done) => server.close(() => done()));
-      await emulator?.stop();
+      try {
+        await stopParts();
+      } finally {
+        lock.release();
+      }
     })());
 
-  return { server, url, stop };
+  const abandon = () => {
+    stopping ??= Promise.resolve();
+    server.closeAllConnections();
+    lock.release();
+  };
+
+  return { server, url, stop, abandon };
 }
 
 async function main(): Promise<void> {
-  const stack = await startLocalStack();
+  const stack = await startLocalStack(process.env, {
+    onFatal: (message) => {
+      process.stderr.write(`\n${message}\n`);
+      stack.abandon();
+      process.exit(1);
+    },
+  });
   process.stdout.write(
     `\nE2EE messenger backend running\n` +
       `  API:       ${stack.url}/api   (VITE_API_BASE_URL)\n` +
@@ -114,7 +182,12 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   main().catch((error: Error) => {
-    const known = error instanceof ConfigError || error instanceof EmulatorNotFoundError;
+    const known =
+      error instanceof ConfigError ||
+      error instanceof EmulatorNotFoundError ||
+      error instanceof EmulatorStartError ||
+      error instanceof StackLockedError ||
+      error instanceof PortInUseError;
     process.stderr.write(`\n${known ? error.message : error.stack}\n`);
     process.exit(1);
   });

@@ -14,9 +14,10 @@ import { COLLECTIONS } from "../../functions/src/shared/firestore";
 
 /**
  * Clients never reach Firestore or Cloud Storage directly: the API and the relay use the Admin SDK, which
- * the rules do not apply to. These stories prove the deployed rules refuse every client, for every
+ * the rules do not apply to. These stories prove the deployed Firestore rules refuse every client, for every
  * collection the backend uses (COLLECTIONS, with users/{id}/contacts as a subcollection), whether or not
  * the client is signed in to Firebase Auth, and even when its uid is the document's own id.
+ * storage.rules cannot be evaluated on this machine: see the end of this file for why, and what is checked.
  */
 
 const ROOT = resolve(__dirname, "..", "..");
@@ -155,43 +156,33 @@ describe("the rules harness itself (control)", () => {
   });
 });
 
-const storageEmulator = process.env.FIREBASE_STORAGE_EMULATOR_HOST;
-if (!storageEmulator) {
-  console.log(
-    "storage.rules: skipped, no Storage emulator is reachable (set FIREBASE_STORAGE_EMULATOR_HOST=host:port to run them). " +
-      "The rules deny every path to every client, like firestore.rules; the API reaches Storage with the Admin SDK only.",
-  );
-}
+/**
+ * storage.rules is NOT evaluated by any test. Storage rules run only in firebase-tools' rules runtime, a
+ * Java 21 JAR downloaded on first use; this machine has Java 17 (enough for the Firestore emulator) and no
+ * internet. The Storage emulator the tests use (functions/src/local/storage-emulator.ts) runs without that
+ * runtime: it refuses to load rules (/internal/setRules answers 501), denies every client SDK request
+ * whatever the rules say (it has "no loaded ruleset"), and lets Admin SDK requests through as production
+ * does. A denial test against it would pass for any storage.rules, so none pretends to.
+ *
+ * What is checked instead is the file itself: it must stay the deny-everything ruleset, so any change to it
+ * fails here and has to be reviewed (and evaluated with `firebase emulators:exec` where Java 21 is available).
+ */
+describe("storage.rules (its text: the rules runtime is not available here, see above)", () => {
+  /** The rules without comments, whitespace collapsed. */
+  const normalized = (rules: string) => rules.replace(/\/\/.*$/gm, "").replace(/\s+/g, " ").trim();
 
-describe.skipIf(!storageEmulator)("storage.rules", () => {
-  let env: RulesTestEnvironment;
-  const BLOB = "files/file_abcdefghijklmnopqrstuvwx";
-
-  beforeAll(async () => {
-    env = await initializeTestEnvironment({
-      projectId: `demo-rules-${randomBytes(4).toString("hex")}`,
-      storage: { ...hostAndPort(storageEmulator!), rules: readFileSync(resolve(ROOT, "storage.rules"), "utf8") },
-    });
-    await env.withSecurityRulesDisabled(async (admin) => {
-      await admin.storage().ref(BLOB).put(new Uint8Array([1, 2, 3]));
-    });
-  });
-
-  afterAll(async () => {
-    await env?.clearStorage();
-    await env?.cleanup();
-  });
-
-  it.each([
-    { who: "an unauthenticated client", context: () => env.unauthenticatedContext() },
-    { who: "a client signed in as a user", context: () => env.authenticatedContext(ALICE) },
-  ])("when $who reads, lists, writes or deletes a blob, then each is denied", async ({ context }) => {
-    const storage = context().storage();
-
-    await assertFails(storage.ref(BLOB).getMetadata());
-    await assertFails(storage.ref(BLOB).getDownloadURL());
-    await assertFails(storage.ref("files").listAll());
-    await assertFails(Promise.resolve(storage.ref("files/file_newnewnewnewnewnewnewnewne").put(new Uint8Array([4]))));
-    await assertFails(storage.ref(BLOB).delete());
+  it("when storage.rules is read, then it is one rule for every path of every bucket, allowing read and write to no one", () => {
+    const rules = readFileSync(resolve(ROOT, "storage.rules"), "utf8");
+    expect(normalized(rules)).toBe(
+      normalized(`
+        rules_version = '2';
+        service firebase.storage {
+          match /b/{bucket}/o {
+            match /{allPaths=**} {
+              allow read, write: if false;
+            }
+          }
+        }`),
+    );
   });
 });

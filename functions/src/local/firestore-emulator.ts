@@ -1,30 +1,28 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
-import { delimiter, dirname, join } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { JVM_DIED, SNAPSHOT_NAME, type ExportPlan, type WatchdogReply, type WatchdogRequest } from "./emulator-watchdog";
 
 /**
  * Starts the Cloud Firestore emulator ourselves, because firebase-tools 15 wants Java 21 and downloads
  * its JAR from the internet; the Google Cloud SDK ships the same emulator and it runs on Java 17.
  *
- * Used by the local stack (with a data folder: imported on start, exported periodically and on stop)
- * and by the test run (throwaway, on a free port).
+ * Used by the local stack (with a data folder: imported on start, exported periodically, on stop, and
+ * by the watchdog when the stack dies without stopping) and by the test run (throwaway, on a free port).
  */
 
 /** The SDK's JAR has no Main-Class; this is the class its `cloud_firestore_emulator` script runs. */
 const MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore";
 const SDK_RELATIVE_JAR = join("platform", "cloud-firestore-emulator", "cloud-firestore-emulator.jar");
-const SNAPSHOT_NAME = "snapshot";
-
-/** Runs "$@" (the JVM) and stops it when the owner ($1) is gone or when told to (TERM/INT). */
-const WATCHDOG = `owner=$1; shift
-"$@" &
-jvm=$!
-trap 'kill -TERM $jvm 2>/dev/null; wait $jvm; exit 0' TERM INT
-while kill -0 "$owner" 2>/dev/null && kill -0 "$jvm" 2>/dev/null; do sleep 1; done
-kill -TERM $jvm 2>/dev/null
-wait $jvm`;
+/**
+ * The built watchdog (emulator-watchdog.ts): from functions/lib/local and from functions/src/local (tests
+ * run the sources; `npm test` builds lib first), the same file.
+ */
+const WATCHDOG = resolve(__dirname, "..", "..", "lib", "local", "emulator-watchdog.js");
+/** How long a start waits for an emulator left by a dead stack to finish its last export. */
+const STALE_EMULATOR_WAIT_MS = 30_000;
 
 export interface EmulatorLocation {
   jar: string;
@@ -42,6 +40,8 @@ export interface EmulatorOptions {
   exportIntervalMs?: number;
   env?: NodeJS.ProcessEnv;
   log?: (message: string) => void;
+  /** Called if the emulator exits while running without having been stopped (it crashed or was killed). */
+  onUnexpectedExit?: (description: string) => void;
 }
 
 export interface RunningEmulator {
@@ -59,6 +59,11 @@ export interface RunningEmulator {
 
 export class EmulatorNotFoundError extends Error {
   override name = "EmulatorNotFoundError";
+}
+
+/** The emulator was found but did not come up (it exited, or did not answer in time). */
+export class EmulatorStartError extends Error {
+  override name = "EmulatorStartError";
 }
 
 function which(command: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -158,7 +163,7 @@ async function waitUntilAnswering(url: string, child: ChildProcess, output: () =
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`The Firestore emulator exited during start-up:\n${output()}`);
+      throw new EmulatorStartError(`The Firestore emulator exited during start-up. Its last output:\n${output()}`);
     }
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
@@ -168,7 +173,7 @@ async function waitUntilAnswering(url: string, child: ChildProcess, output: () =
     }
     await sleep(200);
   }
-  throw new Error(`The Firestore emulator did not answer within ${timeoutMs / 1000}s:\n${output()}`);
+  throw new EmulatorStartError(`The Firestore emulator did not answer within ${timeoutMs / 1000}s. Its last output:\n${output()}`);
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
@@ -184,8 +189,22 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** A JVM left over by a local stack that was killed hard (SIGKILL leaves no chance to clean up). */
-function killStaleEmulator(pidFile: string, log: (message: string) => void): void {
+function isGroupAlive(groupId: number): boolean {
+  try {
+    process.kill(-groupId, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * An emulator left by a stack that died: its watchdog is exporting the last data and will then stop the
+ * JVM by itself, so wait for that (the export is what makes the data survive); kill it only if it hangs.
+ * Called only once this start holds the data folder's lock (local/stack-lock.ts), so it never touches
+ * the emulator of a stack that is still running.
+ */
+async function settleStaleEmulator(pidFile: string, log: (message: string) => void): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, "utf8").trim());
   rmSync(pidFile, { force: true });
@@ -196,16 +215,16 @@ function killStaleEmulator(pidFile: string, log: (message: string) => void): voi
   } catch {
     return; // not running (or no /proc to check, in which case we leave it alone)
   }
-  if (!cmdline.includes(MAIN_CLASS)) return;
-  log(`Stopping a Firestore emulator left running by an earlier run (pid ${pid}).`);
+  if (!cmdline.includes("emulator-watchdog") && !cmdline.includes(MAIN_CLASS)) return;
+  log(`Waiting for the Firestore emulator of an earlier run (pid ${pid}) to save its data and stop...`);
+  const deadline = Date.now() + STALE_EMULATOR_WAIT_MS;
+  while (isGroupAlive(pid) && Date.now() < deadline) await sleep(200);
+  if (!isGroupAlive(pid)) return;
+  log(`It did not stop within ${STALE_EMULATOR_WAIT_MS / 1000} s: stopping it.`);
   try {
     process.kill(-pid, "SIGKILL");
   } catch {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone meanwhile
-    }
+    // gone meanwhile
   }
 }
 
@@ -227,7 +246,8 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   const snapshotDir = dataDir ? join(dataDir, "firestore") : undefined;
   const pidFile = dataDir ? join(dataDir, "firestore-emulator.pid") : undefined;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  if (pidFile) killStaleEmulator(pidFile, log);
+  if (pidFile) await settleStaleEmulator(pidFile, log);
+  if (!existsSync(WATCHDOG)) throw new EmulatorStartError(`${WATCHDOG} is missing: build first (npm run build).`);
 
   const port = options.port || (await freePort(host));
   const args = ["-Duser.language=en", "-cp", location.jar, MAIN_CLASS, "--host", host, "--port", String(port)];
@@ -235,12 +255,14 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   const metadata = snapshotDir && join(snapshotDir, SNAPSHOT_NAME, `${SNAPSHOT_NAME}.overall_export_metadata`);
   if (metadata && existsSync(metadata)) args.push(`--seed_from_export=${metadata}`);
 
-  // Its own process group: Ctrl-C in a terminal must not kill the JVM before we have exported.
-  // A small shell watchdog stops the JVM within a second if this process dies without stop()
-  // (even by SIGKILL), so no emulator outlives its owner.
-  const child = spawn("/bin/sh", ["-c", WATCHDOG, "watchdog", String(process.pid), java, ...args], {
+  const baseUrl = `http://${host}:${port}`;
+  const plan: ExportPlan | undefined = snapshotDir ? { baseUrl, projectId, snapshotDir } : undefined;
+  // Its own process group: Ctrl-C in a terminal must not kill the JVM before we have exported. The
+  // watchdog (emulator-watchdog.ts) exports and stops the JVM if this process dies without stop(), even
+  // by SIGKILL, so no emulator outlives its owner and no acknowledged write is lost.
+  const child = spawn(process.execPath, [WATCHDOG, String(process.pid), plan ? JSON.stringify(plan) : "-", java, ...args], {
     detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
     env,
   });
   const recent: string[] = [];
@@ -255,41 +277,41 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   const killOnExit = () => killGroup(child, "SIGKILL");
   process.on("exit", killOnExit);
 
-  const baseUrl = `http://${host}:${port}`;
+  let stopping: Promise<void> | undefined;
+  const exited = new Promise<void>((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolveExit();
+    else child.once("exit", () => resolveExit());
+  });
+  child.once("exit", (code, signal) => {
+    if (stopping) return;
+    const how = code === JVM_DIED ? "the emulator's JVM exited" : `its watchdog exited (${signal ?? `code ${code}`})`;
+    options.onUnexpectedExit?.(`${how}. Its last output:\n${recent.slice(-10).join("\n")}`);
+  });
+
   try {
     await waitUntilAnswering(baseUrl + "/", child, () => recent.join("\n"));
   } catch (error) {
+    stopping = Promise.resolve();
     killGroup(child, "SIGKILL");
     process.off("exit", killOnExit);
+    if (pidFile) rmSync(pidFile, { force: true });
     throw error;
   }
 
-  let exporting: Promise<void> = Promise.resolve();
+  // Exports run in the watchdog (the same code that saves the data if we die), asked over IPC.
+  let requestId = 0;
+  const pending = new Map<number, (reply: WatchdogReply) => void>();
+  child.on("message", (reply: WatchdogReply) => pending.get(reply.id)?.(reply));
   const exportData = async () => {
-    if (!dataDir || !snapshotDir) return;
-    const run = async () => {
-      const next = `${snapshotDir}.next`;
-      const previous = `${snapshotDir}.previous`;
-      rmSync(next, { recursive: true, force: true });
-      mkdirSync(next, { recursive: true });
-      const response = await fetch(`${baseUrl}/emulator/v1/projects/${projectId}:export`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({
-          database: `projects/${projectId}/databases/(default)`,
-          export_directory: next,
-          export_name: SNAPSHOT_NAME,
-        }),
-      });
-      if (!response.ok) throw new Error(`Firestore export failed: ${response.status} ${await response.text()}`);
-      // Swap in the new snapshot only once it is complete, so an interrupted export loses nothing.
-      rmSync(previous, { recursive: true, force: true });
-      if (existsSync(snapshotDir)) renameSync(snapshotDir, previous);
-      renameSync(next, snapshotDir);
-      rmSync(previous, { recursive: true, force: true });
-    };
-    exporting = exporting.then(run, run);
-    return exporting;
+    if (!plan || !child.connected) return;
+    const id = ++requestId;
+    const reply = await new Promise<WatchdogReply>((resolveReply) => {
+      pending.set(id, resolveReply);
+      child.send({ id, command: "export" } satisfies WatchdogRequest);
+      void exited.then(() => resolveReply({ id, ok: false, error: "the emulator exited" }));
+    });
+    pending.delete(id);
+    if (!reply.ok) throw new Error(reply.error);
   };
 
   const timer =
@@ -298,7 +320,6 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
       : undefined;
   timer?.unref();
 
-  let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       if (timer) clearInterval(timer);
@@ -309,12 +330,8 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
           log(`Could not export Firestore data on shutdown: ${(error as Error).message}`);
         }
       }
-      const exited = new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) resolve();
-        else child.once("exit", () => resolve());
-      });
       killGroup(child, "SIGTERM");
-      const gone = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+      const gone = await Promise.race([exited.then(() => true), sleep(8000).then(() => false)]);
       if (!gone) {
         killGroup(child, "SIGKILL");
         await exited;

@@ -4,7 +4,7 @@ import { Server } from "socket.io";
 import type { Services } from "../app";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
 import { AppError, errors, toEnvelope } from "../shared/errors";
-import { busyDatabaseError } from "../shared/http";
+import { busyDatabaseError, withDeadline } from "../shared/http";
 import { parseInput } from "../shared/validation";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
@@ -146,7 +146,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
         checkContentSize(payload);
         const input = parseInput(sendMessageSchema, payload);
         const { userId, sessionId } = socket.data;
-        const { record } = await sender.send(userId!, input, sessions.guard(sessionId!, userId!));
+        const { record } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!)), config.firestoreDeadlineMs);
         ack?.({ success: true, message: record });
       } catch (error) {
         failSafely(socket, error, ack);
@@ -157,7 +157,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
       try {
         const { messageId } = parseInput(messageAckSchema, payload);
         delivery.acknowledged(socket, messageId);
-        await acknowledgements.message(socket.data.userId!, messageId);
+        await withDeadline(acknowledgements.message(socket.data.userId!, messageId), config.firestoreDeadlineMs);
         ack?.({ success: true });
       } catch (error) {
         failSafely(socket, error, ack);
@@ -170,7 +170,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     ] as const) {
       socket.on(event, async (payload, ack) => {
         try {
-          await typing.indicate(socket.id, socket.data.userId!, payload, isTyping);
+          await withDeadline(typing.indicate(socket.id, socket.data.userId!, payload, isTyping), config.firestoreDeadlineMs);
           ack?.({ success: true });
         } catch (error) {
           failSafely(socket, error, ack);

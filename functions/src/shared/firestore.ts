@@ -97,3 +97,55 @@ export function firestoreCodeOf(error: unknown): number | undefined {
 }
 
 export type { Firestore };
+
+/** Calls the Firestore client's per-call deadline covers; its streams (Listen, Write) keep their own. */
+const DEADLINED_METHODS = [
+  "GetDocument",
+  "ListDocuments",
+  "UpdateDocument",
+  "DeleteDocument",
+  "BatchGetDocuments",
+  "BeginTransaction",
+  "Commit",
+  "Rollback",
+  "RunQuery",
+  "RunAggregationQuery",
+  "PartitionQuery",
+  "ListCollectionIds",
+  "BatchWrite",
+  "CreateDocument",
+] as const;
+const configured = new WeakSet<Firestore>();
+
+/**
+ * Gives every Firestore call a deadline (`FIRESTORE_DEADLINE_SECONDS`): each call, with the SDK's own
+ * retries, gives up after `deadlineMs` (the SDK's defaults are 60 s to 10 minutes), so a database that
+ * is down or stuck fails requests with 503 instead of hanging them (shared/http.ts). Call once per
+ * client, before its first use; the gax client configuration is how the SDK takes it.
+ */
+export function applyFirestoreDeadline(db: Firestore, deadlineMs: number): Firestore {
+  if (configured.has(db)) return db;
+  configured.add(db);
+  const methods = Object.fromEntries(DEADLINED_METHODS.map((name) => [name, { timeout_millis: deadlineMs }]));
+  db.settings({
+    clientConfig: {
+      interfaces: {
+        "google.firestore.v1.Firestore": {
+          retry_params: {
+            default: {
+              initial_retry_delay_millis: 100,
+              retry_delay_multiplier: 1.3,
+              max_retry_delay_millis: 1000,
+              initial_rpc_timeout_millis: deadlineMs,
+              rpc_timeout_multiplier: 1,
+              max_rpc_timeout_millis: deadlineMs,
+              total_timeout_millis: deadlineMs,
+            },
+          },
+          methods,
+        },
+      },
+    },
+  });
+  return db;
+}

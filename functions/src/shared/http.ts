@@ -142,9 +142,46 @@ export function busyDatabaseError(error: unknown): AppError | undefined {
   return new AppError("SERVICE_UNAVAILABLE", "The database is busy; retry shortly", { grpcCode: code }, { "Retry-After": "1" });
 }
 
+/** The answer for work that outlived the deadline: the database (or something behind it) is not answering. */
+export function deadlineError(deadlineMs: number): AppError {
+  return new AppError("SERVICE_UNAVAILABLE", "The database did not answer in time; retry shortly", { deadlineSeconds: deadlineMs / 1000 }, { "Retry-After": "1" });
+}
+
+/**
+ * A request not answered within `deadlineMs` gets 503 with Retry-After, whatever it waits on (a
+ * transaction's own retries can outlast the per-call deadline). The handler's late answer is dropped.
+ */
+export function requestDeadline(deadlineMs: number): RequestHandler {
+  return (_req, res, next) => {
+    const timer = setTimeout(() => {
+      if (res.headersSent) return;
+      res.locals.deadlineExpired = true;
+      const error = deadlineError(deadlineMs);
+      res.set(error.headers).status(error.status).json(toEnvelope(error));
+    }, deadlineMs);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    res.once("finish", clear);
+    res.once("close", clear);
+    next();
+  };
+}
+
+/** Rejects with the deadline's 503 if `work` has not settled by then (the socket's counterpart of requestDeadline). */
+export function withDeadline<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(deadlineError(deadlineMs)), deadlineMs);
+    timer.unref();
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
 /** The one place where errors become the envelope. Unknown errors are logged and answered as 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // The deadline answered already; the handler's late answer (or failure) has nowhere to go.
+    if (res.locals.deadlineExpired) return;
     let appError: AppError;
     if (error instanceof AppError) {
       appError = error;
