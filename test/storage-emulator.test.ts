@@ -126,6 +126,16 @@ describe("data kept in dataDir", () => {
     expect((await readAll(storeOn(await start()), key))?.toString()).toBe("kept");
   });
 
+  it("when the export cannot be read, then start fails loudly and leaves nothing running", async () => {
+    await mkdir(join(dataDir, "storage"), { recursive: true });
+    await writeFile(join(dataDir, "storage", "buckets.json"), "{ not json");
+
+    await expect(start()).rejects.toThrow(SyntaxError);
+    // Nothing registered is left behind in this process: a new emulator can start.
+    await rm(join(dataDir, "storage"), { recursive: true });
+    await start();
+  });
+
   it("when stopped, then only the export is left in dataDir, and nothing listens", async () => {
     const emulator = await start();
     await write(storeOn(emulator), `files/${newId("file")}`, Buffer.from("x"));

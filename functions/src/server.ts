@@ -8,21 +8,28 @@
  * behind: the data folder's lock first (one stack per folder), then the port, then the emulator.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { join, resolve } from "node:path";
+import { createReadStream, existsSync, renameSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import { join, relative, resolve, sep } from "node:path";
 import { initializeApp } from "firebase-admin/app";
 import { getFirestore } from "firebase-admin/firestore";
+import { getStorage } from "firebase-admin/storage";
 import { createApp, createServices } from "./app";
 import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
 import { runCleanupEvery } from "./files/cleanup";
-import { LocalBlobStore } from "./files/local-blob-store";
+import { GcsBlobStore } from "./files/gcs-blob-store";
 import { EmulatorNotFoundError, EmulatorStartError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
 import { localJwtSecret } from "./local/secret";
 import { acquireStackLock, StackLockedError } from "./local/stack-lock";
+import { defaultStorageBucket } from "./local/storage-emulator";
+import { startStorageEmulatorProcess, type StorageEmulatorProcess } from "./local/storage-emulator-process";
 import { DEFAULT_LOCAL_SITE } from "./local/site";
 import { attachRelay } from "./relay/relay";
-import { createLogger } from "./shared/logger";
+import { createLogger, type Logger } from "./shared/logger";
 
 const EXPORT_INTERVAL_MS = 60_000;
+/** A stop that takes longer than this exits anyway (a second Ctrl-C exits at once). */
+const SHUTDOWN_DEADLINE_MS = 30_000;
 /** How often expired files and orphans are removed (the Cloud Function's schedule is hourly too). */
 const FILE_CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -32,6 +39,28 @@ export interface LocalStack {
   stop(): Promise<void>;
   /** For a stack that cannot go on: gives up the data folder at once (the caller exits; nothing graceful is possible). */
   abandon(): void;
+}
+
+/**
+ * Earlier versions kept file bodies as files in DATA_DIR/blobs: move them into the Storage emulator once,
+ * so an upgrade loses no file (the folder is renamed blobs.moved afterwards, not deleted).
+ */
+async function moveDiskBlobs(dataDir: string, blobs: GcsBlobStore, logger: Logger): Promise<void> {
+  const folder = join(dataDir, "blobs");
+  if (!existsSync(folder)) return;
+  let moved = 0;
+  for (const entry of await readdir(folder, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const key = relative(folder, path).split(sep).join("/");
+    await blobs.write(key, createReadStream(path)).catch((error: Error) => {
+      // Already there (a move interrupted midway): keep going.
+      if (!/exist|412|precondition/i.test(error.message)) throw error;
+    });
+    moved += 1;
+  }
+  renameSync(folder, `${folder}.moved`);
+  logger.info("moved file bodies from the disk store into the Storage emulator", { files: moved, kept: `${folder}.moved` });
 }
 
 /** The port is taken: nothing was started. */
@@ -70,12 +99,17 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
   };
   const server = createServer((req, res) => handle(req, res));
   let emulator: RunningEmulator | undefined;
+  let storage: StorageEmulatorProcess | undefined;
   let running = false;
+  // The emulator dying during start-up fails the start (whatever step it is in).
+  let failStart: (error: Error) => void = () => undefined;
+  const emulatorDiedDuringStart = new Promise<never>((_, reject) => (failStart = reject));
+  emulatorDiedDuringStart.catch(() => undefined);
   let stopping: Promise<void> | undefined;
   let stopParts = async () => {
     server.closeAllConnections();
     await new Promise<void>((done) => server.close(() => done()));
-    await emulator?.stop();
+    await Promise.all([emulator?.stop(), storage?.stop()]);
   };
 
   try {
@@ -90,7 +124,8 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
         env,
         log: (message) => logger.info(message),
         onUnexpectedExit: (description) => {
-          if (stopping || !running) return; // during start-up, the start itself fails
+          if (stopping) return;
+          if (!running) return failStart(new EmulatorStartError(`The Firestore emulator stopped during start-up: ${description}`));
           options.onFatal?.(
             `The Firestore emulator stopped unexpectedly: ${description}\nThe stack cannot go on without it. The data exported last (every ${EXPORT_INTERVAL_MS / 1000} s) is kept in ${dataDir}; run npm start again.`,
           );
@@ -100,17 +135,30 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
       logger.info("Firestore emulator started", { host: emulator.hostPort, from: emulator.location.source, dataDir });
     }
 
+    // Encrypted file bodies go through the same Cloud Storage code as in production, to firebase-tools'
+    // Storage emulator (local/storage-emulator.ts), kept in DATA_DIR/storage like the Firestore data.
+    const onStorageExit = (description: string) => {
+      if (stopping) return;
+      if (!running) return failStart(new EmulatorStartError(`The Storage emulator stopped during start-up: ${description}`));
+      options.onFatal?.(`The Storage emulator stopped unexpectedly: ${description}\nRun npm start again; file bodies are kept in ${dataDir}/storage.`);
+    };
+    storage = await startStorageEmulatorProcess({ projectId: config.projectId, dataDir, log: (message) => logger.info(message), onUnexpectedExit: onStorageExit });
+    process.env.FIREBASE_STORAGE_EMULATOR_HOST = storage.hostPort;
+    // firebase-admin copies FIREBASE_STORAGE_EMULATOR_HOST into STORAGE_EMULATOR_HOST only when unset.
+    delete process.env.STORAGE_EMULATOR_HOST;
+    logger.info("Storage emulator started", { host: storage.hostPort });
+
     // Nothing here runs on Google Cloud: stop google-auth-library from probing for a metadata server.
     process.env.METADATA_SERVER_DETECTION ??= "none";
-    initializeApp({ projectId: config.projectId });
-    // Encrypted file bodies: a folder beside the Firestore export, never served (only GET /api/files/:id reads it).
-    const blobs = new LocalBlobStore(join(dataDir, "blobs"));
+    initializeApp({ projectId: config.projectId, storageBucket: defaultStorageBucket(config.projectId) });
+    const blobs = new GcsBlobStore(() => getStorage().bucket());
+    await moveDiskBlobs(dataDir, blobs, logger);
     // The demo (/) and the API reference (/api/docs): static pages, local stack only.
     const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
     const services = createServices(deps);
     const app = createApp(deps, services);
-    handle = app;
-    const relay = await attachRelay(server, services);
+    const relay = await Promise.race([attachRelay(server, services), emulatorDiedDuringStart]);
+    handle = app; // from here on /api/health answers 200: the stack is up
     const fileCleanup = runCleanupEvery(services.fileCleanup, FILE_CLEANUP_INTERVAL_MS, logger);
     const stopEmulatorAndServer = stopParts;
     stopParts = async () => {
@@ -166,8 +214,19 @@ async function main(): Promise<void> {
       `  Project:   ${process.env.FIREBASE_PROJECT_ID ?? DEFAULT_LOCAL_PROJECT_ID} on the Firestore emulator\n` +
       `Press Ctrl-C to stop (data is kept).\n\n`,
   );
+  let shuttingDown = false;
   const shutdown = (signal: string) => {
+    if (shuttingDown) {
+      process.stdout.write(`\n${signal} again: exiting now (the emulator's watchdog saves the data).\n`);
+      process.exit(1);
+    }
+    shuttingDown = true;
     process.stdout.write(`\n${signal} received: saving data and stopping...\n`);
+    // Never hang on the way out: past the deadline, exit and let the watchdog save and stop the emulator.
+    setTimeout(() => {
+      process.stderr.write(`Stopping took over ${SHUTDOWN_DEADLINE_MS / 1000} s: exiting (the emulator's watchdog saves the data).\n`);
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     stack.stop().then(
       () => process.exit(0),
       (error: Error) => {
@@ -176,8 +235,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGINT", () => shutdown("SIGINT"));
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
 }
 
 if (require.main === module) {

@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
+import { killGroup, settleLeftover } from "./processes";
 import { JVM_DIED, SNAPSHOT_NAME, type ExportPlan, type WatchdogReply, type WatchdogRequest } from "./emulator-watchdog";
 
 /**
@@ -21,8 +22,6 @@ const SDK_RELATIVE_JAR = join("platform", "cloud-firestore-emulator", "cloud-fir
  * run the sources; `npm test` builds lib first), the same file.
  */
 const WATCHDOG = resolve(__dirname, "..", "..", "lib", "local", "emulator-watchdog.js");
-/** How long a start waits for an emulator left by a dead stack to finish its last export. */
-const STALE_EMULATOR_WAIT_MS = 30_000;
 
 export interface EmulatorLocation {
   jar: string;
@@ -176,58 +175,6 @@ async function waitUntilAnswering(url: string, child: ChildProcess, output: () =
   throw new EmulatorStartError(`The Firestore emulator did not answer within ${timeoutMs / 1000}s. Its last output:\n${output()}`);
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function isGroupAlive(groupId: number): boolean {
-  try {
-    process.kill(-groupId, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * An emulator left by a stack that died: its watchdog is exporting the last data and will then stop the
- * JVM by itself, so wait for that (the export is what makes the data survive); kill it only if it hangs.
- * Called only once this start holds the data folder's lock (local/stack-lock.ts), so it never touches
- * the emulator of a stack that is still running.
- */
-async function settleStaleEmulator(pidFile: string, log: (message: string) => void): Promise<void> {
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, "utf8").trim());
-  rmSync(pidFile, { force: true });
-  if (!Number.isInteger(pid) || pid <= 1) return;
-  let cmdline = "";
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-  } catch {
-    return; // not running (or no /proc to check, in which case we leave it alone)
-  }
-  if (!cmdline.includes("emulator-watchdog") && !cmdline.includes(MAIN_CLASS)) return;
-  log(`Waiting for the Firestore emulator of an earlier run (pid ${pid}) to save its data and stop...`);
-  const deadline = Date.now() + STALE_EMULATOR_WAIT_MS;
-  while (isGroupAlive(pid) && Date.now() < deadline) await sleep(200);
-  if (!isGroupAlive(pid)) return;
-  log(`It did not stop within ${STALE_EMULATOR_WAIT_MS / 1000} s: stopping it.`);
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // gone meanwhile
-  }
-}
-
 export async function startFirestoreEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
   const env = options.env ?? process.env;
   const log = options.log ?? ((message: string) => process.stderr.write(message + "\n"));
@@ -246,7 +193,7 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   const snapshotDir = dataDir ? join(dataDir, "firestore") : undefined;
   const pidFile = dataDir ? join(dataDir, "firestore-emulator.pid") : undefined;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  if (pidFile) await settleStaleEmulator(pidFile, log);
+  if (pidFile) await settleLeftover(pidFile, ["emulator-watchdog", MAIN_CLASS], "Firestore emulator", log);
   if (!existsSync(WATCHDOG)) throw new EmulatorStartError(`${WATCHDOG} is missing: build first (npm run build).`);
 
   const port = options.port || (await freePort(host));

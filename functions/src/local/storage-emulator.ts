@@ -351,27 +351,32 @@ export async function startStorageEmulator(options: StorageEmulatorOptions): Pro
   const emulator = createEmulator(tools, { projectId, host, port: options.port ?? 0, workDir });
   const layer = emulator.adminStorageLayer;
   const server = createServer(withUploadPreconditions(await tools.createApp(projectId, emulator), layer));
+  const release = async () => {
+    await close(server);
+    if (tools.registry.get(tools.storageName) === emulator) tools.registry.clear(tools.storageName);
+    process.off("exit", removeWorkDir);
+    removeWorkDir();
+  };
+  // With no bucket known, listing buckets (and so exporting) asks the Firebase API for the project's config.
+  const ensureDefaultBucket = () => layer.createBucket(defaultStorageBucket(projectId));
+
   try {
     // Registered with its real port, or the app answers 500: bucket and object metadata (selfLink,
     // mediaLink) are built from the registered emulator's host and port, even on import.
     emulator.args.port = await listen(server, host, options.port ?? 0);
     tools.registry.set(tools.storageName, emulator);
+    // Synchronous, right after listening: no request is handled before the import is complete.
+    const snapshot = dataDir ? exportDirs(dataDir).current : undefined;
+    if (snapshot && existsSync(join(snapshot, "buckets.json"))) {
+      layer.import(snapshot, { initiatedBy: "e2ee-messenger" });
+      log(`Storage emulator: imported ${snapshot}`);
+    }
+    ensureDefaultBucket();
   } catch (error) {
-    process.off("exit", removeWorkDir);
-    removeWorkDir();
+    await release();
     throw error;
   }
   const port = emulator.args.port;
-
-  // With no bucket known, listing buckets (and so exporting) asks the Firebase API for the project's config.
-  const ensureDefaultBucket = () => layer.createBucket(defaultStorageBucket(projectId));
-  // Synchronous, right after listening: no request is handled before the import is complete.
-  const snapshot = dataDir ? exportDirs(dataDir).current : undefined;
-  if (snapshot && existsSync(join(snapshot, "buckets.json"))) {
-    layer.import(snapshot, { initiatedBy: "e2ee-messenger" });
-    log(`Storage emulator: imported ${snapshot}`);
-  }
-  ensureDefaultBucket();
 
   let exporting: Promise<void> = Promise.resolve();
   const exportData = () => {
@@ -405,10 +410,7 @@ export async function startStorageEmulator(options: StorageEmulatorOptions): Pro
       } catch (error) {
         log(`Storage emulator: could not export on shutdown: ${(error as Error).message}`);
       }
-      await close(server);
-      if (tools.registry.get(tools.storageName) === emulator) tools.registry.clear(tools.storageName);
-      process.off("exit", removeWorkDir);
-      removeWorkDir();
+      await release();
     })());
 
   return { hostPort: `${host}:${port}`, projectId, exportData, clear, stop };
