@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -124,7 +123,12 @@ interface Script {
     const files = await app.db.collection(COLLECTIONS.files).get();
     expect(files.docs.map((doc) => doc.get("filename"))).toEqual(["attachment.bin"]);
     const serverState = JSON.stringify([...messages.docs, ...files.docs].map((doc) => doc.data()));
-    const blobs = await Promise.all((await readdir(app.blobDir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => readFile(join(entry.parentPath, entry.name))));
+    const blobs: Buffer[] = [];
+    for await (const { key } of app.blobs.list("")) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of (await app.blobs.read(key))!) chunks.push(chunk as Buffer);
+      blobs.push(Buffer.concat(chunks));
+    }
     expect(blobs).toHaveLength(1);
     for (const secret of [script.aliceToBob, script.bobToAlice, script.file.text, script.file.name]) {
       expect(serverState).not.toContain(secret);

@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { deleteApp, initializeApp } from "firebase-admin/app";
@@ -11,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createApp } from "../functions/src/app";
 import type { BlobStore } from "../functions/src/files/blob-store";
 import { GcsBlobStore } from "../functions/src/files/gcs-blob-store";
-import { LocalBlobStore } from "../functions/src/files/local-blob-store";
 import { defaultStorageBucket, loadFirebaseToolsStorage, TESTED_FIREBASE_TOOLS_VERSION } from "../functions/src/local/storage-emulator";
 import { ORPHAN_GRACE_MS } from "../functions/src/files/cleanup";
 import { newId } from "../functions/src/shared/ids";
@@ -73,11 +71,17 @@ async function download(app: Pick<TestApp, "baseUrl">, user: RegisteredUser | un
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
-/** Every key in the app's blob folder. */
+/** Every key in the app's blob store (its bucket on the Storage emulator). */
 async function blobKeys(app: TestApp): Promise<string[]> {
   const keys: string[] = [];
-  for await (const blob of new LocalBlobStore(app.blobDir).list("")) keys.push(blob.key);
+  for await (const blob of app.blobs.list("")) keys.push(blob.key);
   return keys.sort();
+}
+
+/** The size of the blob at `key` in the app's store, or undefined when there is none. */
+async function blobSize(app: TestApp, key: string): Promise<number | undefined> {
+  for await (const blob of app.blobs.list(key)) if (blob.key === key) return blob.size;
+  return undefined;
 }
 
 async function filesOf(app: TestApp, user: RegisteredUser): Promise<number> {
@@ -404,10 +408,10 @@ describe("filenames are metadata, never paths", () => {
       const meta = await app.request("GET", `/api/files/${response.body.fileId}/meta`, { token: bob.token });
       expect(meta.body.file.filename).toBe(stored);
       // The body is at files/<fileId>, whatever the name said.
-      expect((await stat(join(app.blobDir, "files", response.body.fileId))).size).toBe(100);
+      expect(await blobSize(app, `files/${response.body.fileId}`)).toBe(100);
     }
+    // Nothing landed anywhere the name pointed (etc/passwd, Users/me, ...): every key is a file id's.
     for (const key of await blobKeys(app)) expect(key).toMatch(/^files\/file_[A-Za-z0-9_-]{20,}$/);
-    await expect(stat(join(app.blobDir, "..", "etc"))).rejects.toThrow();
   });
 });
 
@@ -501,6 +505,28 @@ describe("DELETE /api/files/:fileId", () => {
   });
 });
 
+describe("two instances on one project", () => {
+  it("when a file is uploaded through one instance, then the other serves it (one bucket, as in production); closing one deletes the bucket's objects", async () => {
+    const first = await startTestApp();
+    const second = await startTestApp({}, { projectId: first.projectId });
+    try {
+      const [alice, bob] = await pair(first);
+      const data = randomBytes(10 * KIB);
+      const { body } = await upload(first, alice, bob, data);
+      const got = await download(second, bob, body.fileId);
+      expect(got.status).toBe(200);
+      expect(got.bytes.equals(data)).toBe(true);
+      expect(await blobKeys(second)).toEqual([`files/${body.fileId}`]);
+      // A project of its own: the other apps of this file see none of it.
+      expect(await blobKeys(app)).not.toContain(`files/${body.fileId}`);
+    } finally {
+      await second.close();
+    }
+    expect(await blobKeys(first)).toEqual([]);
+    await first.close();
+  });
+});
+
 describe("cleanup: expiry and orphans", () => {
   let clean: TestApp;
   beforeAll(async () => {
@@ -515,7 +541,7 @@ describe("cleanup: expiry and orphans", () => {
   // runs first, while the two still agree.
 
   it("when a blob has no record, then it is kept for an hour (an upload may be in flight) and removed after", async () => {
-    const store = new LocalBlobStore(clean.blobDir);
+    const store = clean.blobs;
     const orphan = `files/${newId("file")}`;
     const foreign = "other/notes";
     await store.write(orphan, Readable.from([randomBytes(100)]));
@@ -560,7 +586,7 @@ describe("cleanup: expiry and orphans", () => {
   it("when a record has lost its blob, then after an hour the cleanup removes the record and frees its quota", async () => {
     const [alice, bob] = await pair(clean);
     const { body } = await upload(clean, alice, bob, randomBytes(3 * KIB));
-    await rm(join(clean.blobDir, "files", body.fileId));
+    await clean.blobs.delete(`files/${body.fileId}`);
     expectError(await download(clean, bob, body.fileId), 404, "NOT_FOUND");
 
     await clean.services.fileCleanup.run();
@@ -575,7 +601,7 @@ describe("cleanup: expiry and orphans", () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
-// The BlobStore contract, for each implementation.
+// The BlobStore contract, for each implementation (GcsBlobStore is the only one; the apps above use it too).
 
 /** `open` gives a store to run the contract against, and how to release it. */
 type OpenStore = () => Promise<{ store: BlobStore; close(): Promise<void> }>;
@@ -651,11 +677,6 @@ function blobStoreContract(name: string, open: OpenStore) {
   });
 }
 
-blobStoreContract("LocalBlobStore", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "e2ee-blob-contract-"));
-  return { store: new LocalBlobStore(dir), close: () => rm(dir, { recursive: true, force: true }) };
-});
-
 /**
  * Cloud Storage, through the Admin SDK, against firebase-tools' Storage emulator that the global setup
  * runs for every test run (functions/src/local/storage-emulator.ts). Nothing is skipped: if it cannot
@@ -666,7 +687,14 @@ blobStoreContract("GcsBlobStore", async () => {
   // A project (so a bucket) of its own: nothing else in the run lists or deletes these objects.
   const projectId = `demo-blobs-${randomBytes(4).toString("hex")}`;
   const firebase = initializeApp({ projectId, storageBucket: defaultStorageBucket(projectId) }, projectId);
-  return { store: new GcsBlobStore(() => getStorage(firebase).bucket()), close: () => deleteApp(firebase) };
+  const bucket = getStorage(firebase).bucket();
+  return {
+    store: new GcsBlobStore(() => bucket),
+    close: async () => {
+      await bucket.deleteFiles({ force: true });
+      await deleteApp(firebase);
+    },
+  };
 });
 
 describe("the Storage emulator's firebase-tools internals", () => {

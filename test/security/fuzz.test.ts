@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { readdir } from "node:fs/promises";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newPublicKeyPem, rawRequest, startTestApp, type TestApp } from "../support/app";
@@ -237,8 +236,9 @@ class WriteGuard {
   }
 
   private async blobCount(): Promise<number> {
-    const files = await readdir(`${this.target.blobDir}/files`).catch(() => []);
-    return files.length;
+    let count = 0;
+    for await (const _blob of this.target.blobs.list("files/")) count += 1;
+    return count;
   }
 }
 

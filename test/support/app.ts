@@ -1,16 +1,16 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { createServer, type Server } from "node:http";
 import { deleteApp, initializeApp } from "firebase-admin/app";
 import { getFirestore, type Firestore } from "firebase-admin/firestore";
+import { getStorage } from "firebase-admin/storage";
 import jwt from "jsonwebtoken";
 import { createApp, createServices, type Services } from "../../functions/src/app";
 import { loadConfig, type AppConfig } from "../../functions/src/config";
 import type { Clock } from "../../functions/src/shared/clock";
-import { LocalBlobStore } from "../../functions/src/files/local-blob-store";
+import type { BlobStore } from "../../functions/src/files/blob-store";
+import { GcsBlobStore } from "../../functions/src/files/gcs-blob-store";
+import { defaultStorageBucket } from "../../functions/src/local/storage-emulator";
 import { DEFAULT_LOCAL_SITE } from "../../functions/src/local/site";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
@@ -52,8 +52,12 @@ export interface TestApp {
   /** Present when started with the `relay` option. */
   relay?: Relay;
   clock: TestClock;
-  /** The folder of this app's blob store (file bodies): a temp dir of its own, removed on close. */
-  blobDir: string;
+  /**
+   * The app's own blob store (file bodies), for looking at what is stored the way no client can. A
+   * GcsBlobStore on the run's Storage emulator, in the bucket of this app's project: apps that share a
+   * projectId share it, as they share Firestore. Closing any of them deletes every object in it.
+   */
+  blobs: BlobStore;
   /** Every log line the app wrote, parsed. */
   logs: string[];
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
@@ -82,8 +86,9 @@ const TEST_ENV = {
 
 export interface StartOptions {
   /**
-   * Work in this Firestore project instead of a fresh one, e.g. another app's `projectId`, to run two
-   * instances against one database. Closing any of them clears the project's data.
+   * Work in this Firestore project (and its Storage bucket) instead of a fresh one, e.g. another app's
+   * `projectId`, to run two instances against one database and one bucket. Closing any of them clears
+   * the project's data and objects.
    */
   projectId?: string;
   /** Attach the realtime relay to the same server, as the local stack does. */
@@ -93,20 +98,23 @@ export interface StartOptions {
 }
 
 /**
- * The real app over real HTTP against the real emulator, in a Firestore project of its own
- * (so test files are isolated from each other). `env` overrides configuration variables.
+ * The real app over real HTTP against the real emulators, in a Firestore project of its own and with
+ * file bodies in that project's default bucket on the Storage emulator (so test files are isolated from
+ * each other). `env` overrides configuration variables.
  */
 export async function startTestApp(env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestApp> {
   const projectId = options.projectId ?? `demo-test-${randomBytes(6).toString("hex")}`;
   // Firebase app names must be unique per process, even when two apps share a project.
-  const firebaseApp = initializeApp({ projectId }, `${projectId}-${randomBytes(4).toString("hex")}`);
+  // The Storage emulator makes a bucket the first time a request names it: there is nothing to create.
+  const firebaseApp = initializeApp({ projectId, storageBucket: defaultStorageBucket(projectId) }, `${projectId}-${randomBytes(4).toString("hex")}`);
   const db = getFirestore(firebaseApp);
+  const bucket = getStorage(firebaseApp).bucket();
+  const blobs = new GcsBlobStore(() => bucket);
   const config = loadConfig("test", { ...TEST_ENV, FIREBASE_PROJECT_ID: projectId, ...env });
   const clock = new TestClock();
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
-  const blobDir = await mkdtemp(join(tmpdir(), "e2ee-blobs-"));
-  const deps = { db, config, clock, logger, blobs: new LocalBlobStore(blobDir), site: options.site ? DEFAULT_LOCAL_SITE : undefined };
+  const deps = { db, config, clock, logger, blobs, site: options.site ? DEFAULT_LOCAL_SITE : undefined };
   const services = createServices(deps);
   const server: Server = createServer(createApp(deps, services));
   const relay = options.relay ? await attachRelay(server, services, options.relay) : undefined;
@@ -121,7 +129,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     services,
     relay,
     clock,
-    blobDir,
+    blobs,
     logs,
     async request(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
@@ -151,8 +159,9 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
         `http://${process.env.FIRESTORE_EMULATOR_HOST}/emulator/v1/projects/${projectId}/databases/(default)/documents`,
         { method: "DELETE" },
       ).catch(() => undefined);
+      // The emulator has no bucket deletion: its objects go, its (empty) entry stays until the run ends.
+      await bucket.deleteFiles({ force: true }).catch(() => undefined);
       await deleteApp(firebaseApp);
-      await rm(blobDir, { recursive: true, force: true });
     },
   };
 }

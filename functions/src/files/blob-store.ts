@@ -3,8 +3,9 @@ import { AppError } from "../shared/errors";
 import { isIdOf } from "../shared/ids";
 
 /**
- * Where encrypted file bodies live: Cloud Storage in production (gcs-blob-store.ts), a local folder in
- * the local stack and in tests (local-blob-store.ts). Metadata lives in Firestore (repository.ts); the
+ * Where encrypted file bodies live: Cloud Storage (gcs-blob-store.ts), in production and, through
+ * firebase-tools' Storage emulator (local/storage-emulator.ts), in the local stack and in tests: one code
+ * path everywhere. Metadata lives in Firestore (repository.ts); the
  * two are joined by a key the server mints from the file id, never from anything the client sent.
  */
 export interface BlobInfo {
