@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { base64url, claimsOf, newPublicKeyPem, registerUser, startTestApp, type ApiResponse, type TestApp } from "./support/app";
+import { closeAllSockets, connect, connectAs, nextEvent } from "./support/sockets";
 
 /**
  * Registration, login, login throttling, access tokens, logout and refresh, as a client sees them:
@@ -621,7 +622,16 @@ describe("access tokens on GET /api/users/profile", () => {
 
   /** A token with alice's real session, signed by us with the given changes. */
   function forge(
-    changes: { secret?: jwt.Secret; algorithm?: jwt.Algorithm; audience?: string; issuer?: string; subject?: string; sid?: string | null } = {},
+    changes: {
+      secret?: jwt.Secret;
+      algorithm?: jwt.Algorithm;
+      audience?: string;
+      issuer?: string;
+      subject?: string;
+      sid?: string | null;
+      /** Leave `exp` out. */
+      noExpiry?: boolean;
+    } = {},
   ): string {
     const { jwt: jwtConfig } = app.config;
     const sid = changes.sid === undefined ? claimsOf(alice.token).sid : changes.sid;
@@ -630,7 +640,7 @@ describe("access tokens on GET /api/users/profile", () => {
       audience: changes.audience ?? jwtConfig.audience,
       issuer: changes.issuer ?? jwtConfig.issuer,
       subject: changes.subject ?? alice.id,
-      expiresIn: 60,
+      ...(changes.noExpiry ? {} : { expiresIn: 60 }),
     });
   }
 
@@ -720,6 +730,33 @@ describe("access tokens on GET /api/users/profile", () => {
     const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 
     expectError(await profile(app, forge({ algorithm: "RS256", secret: privateKey })), 401, "UNAUTHORIZED");
+  });
+
+  it("when a correctly signed token for a live session has no exp, then 401 UNAUTHORIZED (a token never expires otherwise)", async () => {
+    const endless = forge({ noExpiry: true });
+    expect(claimsOf(endless).exp).toBeUndefined();
+
+    expectError(await profile(app, endless), 401, "UNAUTHORIZED");
+  });
+
+  it("when a token without exp is presented to the relay, then auth_error and no socket", async () => {
+    const relayed = await startTestApp({}, { relay: {} });
+    try {
+      const user = await registerUser(relayed);
+      const { jwt: jwtConfig } = relayed.config;
+      const endless = jwt.sign({ sid: claimsOf(user.token).sid }, jwtConfig.secret, {
+        algorithm: "HS256",
+        audience: jwtConfig.audience,
+        issuer: jwtConfig.issuer,
+        subject: user.id,
+      });
+      const socket = connect(relayed, { token: endless });
+
+      expect(await nextEvent(socket, "auth_error")).toMatchObject({ code: "UNAUTHORIZED" });
+    } finally {
+      closeAllSockets();
+      await relayed.close();
+    }
   });
 
   it("when a correctly signed token names no session, then 401 UNAUTHORIZED", async () => {

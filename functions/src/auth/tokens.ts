@@ -6,8 +6,9 @@ import { errors } from "../shared/errors";
 
 /**
  * Short-lived access tokens: HS256 only (pinned, so `alg: none` and algorithm confusion are refused),
- * with issuer, audience, expiry, the user as `sub` and the session as `sid`. The session is checked
- * against Firestore on every request, so logout takes effect at once.
+ * with issuer, audience, expiry (required: a token without `exp` is refused), the user as `sub` and the
+ * session as `sid`. The session is checked against Firestore on every request, so logout takes effect
+ * at once.
  */
 const ALGORITHM = "HS256";
 
@@ -50,7 +51,13 @@ export function createAccessTokens(jwtConfig: AppConfig["jwt"], clock: Clock): A
         if (error instanceof jwt.TokenExpiredError) throw errors.tokenExpired();
         throw errors.unauthorized("Invalid access token");
       }
-      if (typeof payload === "string" || typeof payload.sub !== "string" || typeof payload.sid !== "string") {
+      // jsonwebtoken accepts a token without `exp` as never expiring: refuse it, whoever signed it.
+      if (
+        typeof payload === "string" ||
+        typeof payload.sub !== "string" ||
+        typeof payload.sid !== "string" ||
+        typeof payload.exp !== "number"
+      ) {
         throw errors.unauthorized("Invalid access token");
       }
       return { userId: payload.sub, sessionId: payload.sid };
