@@ -588,6 +588,37 @@ describe("login throttling", () => {
     });
   });
 
+  it("when an attacker at another address keeps failing on an account, then the attacker is throttled and the owner still logs in", async () => {
+    await withApps(1, { ...accountLimit, TRUST_PROXY: "1" }, async (limited) => {
+      const victim = await registerUser(limited);
+      const attacker = { "X-Forwarded-For": "203.0.113.66" };
+      const owner = { "X-Forwarded-For": "198.51.100.20" };
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        expectError(await login(limited, victim.email, "wrong password", attacker), 401, "UNAUTHORIZED");
+      }
+      expectRateLimited(await login(limited, victim.email, "another guess", attacker), 3);
+      expectRateLimited(await login(limited, victim.email, victim.password, attacker), 3);
+
+      const ownLogin = await login(limited, victim.email, victim.password, owner);
+
+      expect(ownLogin.status, JSON.stringify(ownLogin.body)).toBe(200);
+      expect(ownLogin.body.user.id).toBe(victim.id);
+    });
+  });
+
+  it("when failures on one account come from many addresses, then the account-wide ceiling throttles every address", async () => {
+    const ceiling = { LOGIN_ACCOUNT_CEILING_LIMIT: "4", LOGIN_ACCOUNT_CEILING_WINDOW_SECONDS: "60", TRUST_PROXY: "1" };
+    await withApps(1, ceiling, async (limited) => {
+      const victim = await registerUser(limited);
+      for (let attempt = 0; attempt < 4; attempt += 1) {
+        const from = { "X-Forwarded-For": `203.0.113.${attempt + 1}` };
+        expectError(await login(limited, victim.email, "wrong password", from), 401, "UNAUTHORIZED");
+      }
+
+      expectRateLimited(await login(limited, victim.email, victim.password, { "X-Forwarded-For": "198.51.100.20" }), 4);
+    });
+  });
+
   it("when attempts from one address are spread over two instances sharing a project, then the address limit still holds", async () => {
     await withApps(2, ipLimit, async (instanceA, instanceB) => {
       const user = await registerUser(instanceA);

@@ -34,8 +34,13 @@ const envSchema = z.object({
   BCRYPT_COST: intFrom(12, 4, 15),
   CORS_ORIGINS: listFrom("http://localhost:5173"),
   JSON_BODY_LIMIT_BYTES: intFrom(256 * 1024, 1024, 10 * 1024 * 1024),
+  // Login attempts on one account from one client address (the strict bucket a guesser meets) ...
   LOGIN_ACCOUNT_LIMIT: intFrom(10, 1, 10_000),
   LOGIN_ACCOUNT_WINDOW_SECONDS: intFrom(900, 1, 86_400),
+  // ... and on one account from every address together: a ceiling for distributed guessing, set high
+  // enough that holding it down (to lock the owner out) takes many addresses.
+  LOGIN_ACCOUNT_CEILING_LIMIT: intFrom(200, 1, 1_000_000),
+  LOGIN_ACCOUNT_CEILING_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   LOGIN_IP_LIMIT: intFrom(50, 1, 100_000),
   LOGIN_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   KEY_EXCHANGE_TTL_SECONDS: intFrom(7 * 86_400, 60, 90 * 86_400),
@@ -97,7 +102,11 @@ export interface AppConfig {
   bcryptCost: number;
   corsOrigins: string[];
   jsonBodyLimitBytes: number;
+  /** Login attempts (and wrong current passwords), counted in Firestore across instances. */
   loginThrottle: {
+    /** One account from one client address: the strict bucket, so a guesser cannot lock the owner out. */
+    perAccountAndIp: { limit: number; windowSeconds: number };
+    /** One account from every address together: a much higher ceiling on distributed guessing. */
     perAccount: { limit: number; windowSeconds: number };
     perIp: { limit: number; windowSeconds: number };
   };
@@ -190,7 +199,8 @@ export function loadConfig(
     corsOrigins: vars.CORS_ORIGINS,
     jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
     loginThrottle: {
-      perAccount: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
+      perAccountAndIp: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
+      perAccount: { limit: vars.LOGIN_ACCOUNT_CEILING_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_CEILING_WINDOW_SECONDS },
       perIp: { limit: vars.LOGIN_IP_LIMIT, windowSeconds: vars.LOGIN_IP_WINDOW_SECONDS },
     },
     keyExchangeTtlSeconds: vars.KEY_EXCHANGE_TTL_SECONDS,

@@ -48,11 +48,23 @@ export class AuthService {
     return { ...tokens, user: profile };
   }
 
-  async login(input: LoginInput, ip: string) {
-    const { users, passwords, limiter, loginThrottle, clock } = this.deps;
-    // Per address first (cheap to exhaust for a sprayer), then per account (a targeted guesser).
+  /**
+   * Counts one password check against the login limits, before the password is checked: per address (a
+   * sprayer), per account and address (a targeted guesser), then per account from every address (a
+   * distributed guesser, with a much higher ceiling). The strict bucket includes the address, so a
+   * stranger's wrong guesses do not lock the owner out; an attempt one bucket refuses takes nothing
+   * from the next.
+   */
+  private async countPasswordAttempt(email: string, ip: string) {
+    const { limiter, loginThrottle } = this.deps;
     enforce(await limiter.consume(`login:ip:${ip}`, loginThrottle.perIp));
-    enforce(await limiter.consume(`login:account:${input.email}`, loginThrottle.perAccount));
+    enforce(await limiter.consume(`login:account-ip:${email}:${ip}`, loginThrottle.perAccountAndIp));
+    enforce(await limiter.consume(`login:account:${email}`, loginThrottle.perAccount));
+  }
+
+  async login(input: LoginInput, ip: string) {
+    const { users, passwords, clock } = this.deps;
+    await this.countPasswordAttempt(input.email, ip);
 
     const user = await users.findByEmail(input.email);
     const valid = user
