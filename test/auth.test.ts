@@ -953,6 +953,33 @@ describe("POST /api/auth/refresh", () => {
     expectError(await profile(app, user.token), 401, "UNAUTHORIZED");
   });
 
+  it("when a secret the session replaced two rotations ago is reused, then the session is revoked", async () => {
+    const user = await registerUser(app);
+    const first = await refresh(app, user.refreshToken);
+    const second = await refresh(app, first.body.refreshToken);
+    expect([first.status, second.status]).toEqual([200, 200]);
+
+    expectError(await refresh(app, user.refreshToken), 401, "UNAUTHORIZED");
+
+    expectError(await refresh(app, second.body.refreshToken), 401, "UNAUTHORIZED");
+    expectError(await profile(app, second.body.token), 401, "UNAUTHORIZED");
+  });
+
+  it("when someone presents the session id (from an access token's sid) with a secret it never issued, then 401 and the session lives on", async () => {
+    const user = await registerUser(app);
+    const sid = claimsOf(user.token).sid as string;
+    expect(user.refreshToken.startsWith(`${sid}.`)).toBe(true);
+
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      expectError(await refresh(app, `${sid}.${randomBytes(32).toString("base64url")}`), 401, "UNAUTHORIZED");
+    }
+
+    expect((await profile(app, user.token)).status).toBe(200);
+    const refreshed = await refresh(app, user.refreshToken);
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200);
+    expect((await profile(app, refreshed.body.token)).status).toBe(200);
+  });
+
   it("when a session is revoked for reuse, then the user's other sessions keep working", async () => {
     const user = await registerUser(app);
     const other = await login(app, user.email, user.password);
@@ -1002,5 +1029,33 @@ describe("POST /api/auth/refresh", () => {
     const user = await registerUser(app);
 
     expectError(await refresh(app, user.token), 401, "UNAUTHORIZED");
+  });
+});
+
+describe("the absolute session lifetime", () => {
+  let clocked: TestApp;
+  const HOUR = 3_600_000;
+  beforeAll(async () => {
+    // A session lives an hour past its last refresh, and two hours at most.
+    clocked = await startTestApp({ REFRESH_TOKEN_TTL_SECONDS: "3600", SESSION_MAX_AGE_SECONDS: "7200" });
+  });
+  afterAll(async () => {
+    await clocked?.close();
+  });
+
+  it("when a session keeps refreshing, then refresh never takes it past its maximum age from login", async () => {
+    const user = await registerUser(clocked);
+    clocked.clock.advance(0.8 * HOUR);
+    const first = await refresh(clocked, user.refreshToken);
+    clocked.clock.advance(0.9 * HOUR); // 1.7 h: within an hour of the last refresh
+    const second = await refresh(clocked, first.body.refreshToken);
+    expect([first.status, second.status]).toEqual([200, 200]);
+
+    clocked.clock.advance(0.35 * HOUR); // 2.05 h: within an hour of the last refresh, past two hours from login
+
+    expectError(await refresh(clocked, second.body.refreshToken), 401, "UNAUTHORIZED");
+    const again = await login(clocked, user.email, user.password);
+    expect(again.status).toBe(200);
+    expect((await refresh(clocked, again.body.refreshToken)).status).toBe(200);
   });
 });

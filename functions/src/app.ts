@@ -56,7 +56,7 @@ export function createServices(deps: AppDeps) {
   const users = new UserRepository(db);
   const events = new UserEvents(db, clock);
   // A revoked session's sockets are disconnected by whichever relay instance holds them.
-  const sessions = createSessionStore(db, clock, config.jwt.refreshTokenTtlSeconds, ({ sessionId, userId }) =>
+  const sessions = createSessionStore(db, clock, config.jwt, ({ sessionId, userId }) =>
     events.publish(userId, "session_revoked", { sessionId }),
   );
   const tokens = createAccessTokens(config.jwt, clock);

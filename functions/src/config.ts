@@ -31,6 +31,8 @@ const envSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default("e2ee-messenger-client"),
   ACCESS_TOKEN_TTL_SECONDS: intFrom(900, 30, 86_400),
   REFRESH_TOKEN_TTL_SECONDS: intFrom(30 * 86_400, 300, 365 * 86_400),
+  // A session's absolute lifetime from login: refresh never extends it past this.
+  SESSION_MAX_AGE_SECONDS: intFrom(90 * 86_400, 300, 5 * 365 * 86_400),
   BCRYPT_COST: intFrom(12, 4, 15),
   CORS_ORIGINS: listFrom("http://localhost:5173"),
   JSON_BODY_LIMIT_BYTES: intFrom(256 * 1024, 1024, 10 * 1024 * 1024),
@@ -98,6 +100,8 @@ export interface AppConfig {
     audience: string;
     accessTokenTtlSeconds: number;
     refreshTokenTtlSeconds: number;
+    /** A session's absolute lifetime since login; refresh never extends it past this. */
+    sessionMaxAgeSeconds: number;
   };
   bcryptCost: number;
   corsOrigins: string[];
@@ -194,6 +198,7 @@ export function loadConfig(
       audience: vars.JWT_AUDIENCE,
       accessTokenTtlSeconds: vars.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlSeconds: vars.REFRESH_TOKEN_TTL_SECONDS,
+      sessionMaxAgeSeconds: vars.SESSION_MAX_AGE_SECONDS,
     },
     bcryptCost: vars.BCRYPT_COST,
     corsOrigins: vars.CORS_ORIGINS,

@@ -7,8 +7,12 @@ import { isIdOf, newId } from "../shared/ids";
 
 /**
  * Sessions back both tokens. The access token names its session; the refresh token is
- * `<sessionId>.<secret>` and only the SHA-256 of the current secret is stored. Refreshing rotates the
- * secret; presenting an old one means the token was stolen or replayed, so the whole session is revoked.
+ * `<sessionId>.<secret>` and only the SHA-256 of the current secret is stored, beside the hashes of the
+ * secrets it replaced. Refreshing rotates the secret. Presenting a secret this session issued earlier
+ * means the token was stolen or replayed, so the whole session is revoked; any other wrong secret is
+ * only refused (the session id is in every access token, so it must not be a switch that ends sessions).
+ * A session lives `refreshTokenTtlSeconds` past its last refresh, and never longer than
+ * `sessionMaxAgeSeconds` past its creation.
  */
 
 interface SessionRecord {
@@ -18,9 +22,20 @@ interface SessionRecord {
   revokedAt: Timestamp | null;
   revokeReason?: string;
   refreshTokenHash: string;
+  /** The hashes of the secrets this session issued before the current one, oldest first (at most REMEMBERED_SECRETS). */
+  previousRefreshTokenHashes?: string[];
 }
 
-export type RevokeReason = "logout" | "refresh_token_reuse";
+/**
+ * How many replaced refresh secrets a session remembers, so their reuse is recognised as theft. A client
+ * refreshes about once per access token lifetime of use (15 minutes): 100 covers days of activity.
+ */
+export const REMEMBERED_SECRETS = 100;
+
+/** Firestore's limit on the writes of one batch. */
+const BATCH_WRITES = 500;
+
+export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refresh_token_reuse";
 
 /**
  * A session check that a caller runs inside its own transaction, reading the session document with
@@ -39,42 +54,60 @@ export interface SessionStore {
   guard(sessionId: string, userId: string): SessionGuard;
   rotate(refreshToken: string): Promise<{ userId: string; sessionId: string; refreshToken: string }>;
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<void>;
+  /** Revokes every active session of the user but `exceptSessionId`; answers how many it ended. */
+  revokeAll(userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>;
 }
 
 /** Told after a session is revoked, so the realtime relay can disconnect its sockets. */
 export type OnSessionRevoked = (revoked: { sessionId: string; userId: string; reason: RevokeReason }) => Promise<void>;
 
+export interface SessionLifetimes {
+  /** How long a session lives past its creation or last refresh. */
+  refreshTokenTtlSeconds: number;
+  /** How long a session may live at all, refreshed or not. */
+  sessionMaxAgeSeconds: number;
+}
+
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 const newSecret = () => randomBytes(32).toString("base64url");
+const sameHash = (presented: Buffer, storedHex: string) => {
+  const stored = Buffer.from(storedHex, "hex");
+  return presented.length === stored.length && timingSafeEqual(presented, stored);
+};
 
 export function createSessionStore(
   db: Firestore,
   clock: Clock,
-  ttlSeconds: number,
+  lifetimes: SessionLifetimes,
   onRevoked: OnSessionRevoked = async () => undefined,
 ): SessionStore {
   const sessions = db.collection(COLLECTIONS.sessions);
-  const expiry = () => Timestamp.fromMillis(clock.now().getTime() + ttlSeconds * 1000);
+  const maxAgeMs = lifetimes.sessionMaxAgeSeconds * 1000;
+  /** The expiry of a session created at `createdAtMs`, refreshed now: never past its absolute end. */
+  const expiryFor = (createdAtMs: number) =>
+    Timestamp.fromMillis(Math.min(clock.now().getTime() + lifetimes.refreshTokenTtlSeconds * 1000, createdAtMs + maxAgeMs));
+  /** Checks the absolute end too, so a lowered SESSION_MAX_AGE_SECONDS holds for older sessions. */
+  const isLive = (session: SessionRecord) => {
+    const nowMs = clock.now().getTime();
+    return session.revokedAt === null && session.expiresAt.toMillis() > nowMs && session.createdAt.toMillis() + maxAgeMs > nowMs;
+  };
   const activeFor = (snapshot: DocumentSnapshot, userId: string) => {
     const session = snapshot.data() as SessionRecord | undefined;
-    return (
-      session !== undefined &&
-      session.userId === userId &&
-      session.revokedAt === null &&
-      session.expiresAt.toMillis() > clock.now().getTime()
-    );
+    return session !== undefined && session.userId === userId && isLive(session);
   };
 
   return {
     async create(userId) {
       const sessionId = newId("sess");
       const secret = newSecret();
+      const now = clock.now();
       const record: SessionRecord = {
         userId,
-        createdAt: Timestamp.fromDate(clock.now()),
-        expiresAt: expiry(),
+        createdAt: Timestamp.fromDate(now),
+        expiresAt: expiryFor(now.getTime()),
         revokedAt: null,
         refreshTokenHash: hashSecret(secret).toString("hex"),
+        previousRefreshTokenHashes: [],
       };
       await sessions.doc(sessionId).create(record);
       return { sessionId, refreshToken: `${sessionId}.${secret}` };
@@ -107,20 +140,23 @@ export function createSessionStore(
       // The transaction decides; the error is thrown after it commits, so a detected reuse stays revoked.
       const outcome = await db.runTransaction(async (tx) => {
         const session = (await tx.get(ref)).data() as SessionRecord | undefined;
-        if (!session || session.revokedAt !== null || session.expiresAt.toMillis() <= clock.now().getTime()) {
-          return { kind: "invalid" as const };
+        if (!session || !isLive(session)) return { kind: "invalid" as const };
+        const previous = session.previousRefreshTokenHashes ?? [];
+        if (sameHash(presented, session.refreshTokenHash)) {
+          tx.update(ref, {
+            refreshTokenHash: nextHash,
+            previousRefreshTokenHashes: [...previous, session.refreshTokenHash].slice(-REMEMBERED_SECRETS),
+            expiresAt: expiryFor(session.createdAt.toMillis()),
+          });
+          return { kind: "rotated" as const, userId: session.userId };
         }
-        const current = Buffer.from(session.refreshTokenHash, "hex");
-        if (presented.length !== current.length || !timingSafeEqual(presented, current)) {
-          // A retried transaction whose first attempt already rotated finds our own new secret stored.
-          if (session.refreshTokenHash === nextHash) {
-            return { kind: "rotated" as const, userId: session.userId };
-          }
+        // A retried transaction whose first attempt already rotated finds our own new secret stored.
+        if (session.refreshTokenHash === nextHash) return { kind: "rotated" as const, userId: session.userId };
+        if (previous.some((hash) => sameHash(presented, hash))) {
           tx.update(ref, { revokedAt: Timestamp.fromDate(clock.now()), revokeReason: "refresh_token_reuse" });
           return { kind: "reused" as const, userId: session.userId };
         }
-        tx.update(ref, { refreshTokenHash: nextHash, expiresAt: expiry() });
-        return { kind: "rotated" as const, userId: session.userId };
+        return { kind: "invalid" as const };
       });
       if (outcome.kind === "invalid") throw errors.unauthorized("Invalid or expired refresh token");
       if (outcome.kind === "reused") {
@@ -133,6 +169,20 @@ export function createSessionStore(
     async revoke(sessionId, userId, reason) {
       await sessions.doc(sessionId).update({ revokedAt: Timestamp.fromDate(clock.now()), revokeReason: reason });
       await onRevoked({ sessionId, userId, reason });
+    },
+
+    async revokeAll(userId, reason, exceptSessionId) {
+      // Two equality filters: Firestore serves them by merging the automatic single-field indexes.
+      const snapshot = await sessions.where("userId", "==", userId).where("revokedAt", "==", null).get();
+      const ending = snapshot.docs.filter((doc) => doc.id !== exceptSessionId && activeFor(doc, userId));
+      const revokedAt = Timestamp.fromDate(clock.now());
+      for (let start = 0; start < ending.length; start += BATCH_WRITES) {
+        const batch = db.batch();
+        for (const doc of ending.slice(start, start + BATCH_WRITES)) batch.update(doc.ref, { revokedAt, revokeReason: reason });
+        await batch.commit();
+      }
+      await Promise.all(ending.map((doc) => onRevoked({ sessionId: doc.id, userId, reason })));
+      return ending.length;
     },
   };
 }

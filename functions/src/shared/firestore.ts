@@ -12,7 +12,9 @@ import type { Firestore } from "firebase-admin/firestore";
  * userEmails/{sha256(lower email)}    userId: uniqueness claim on the email
  * usernames/{usernameLower}           userId: uniqueness claim on the username
  * sessions/{sessionId}                userId, createdAt, expiresAt (TTL), revokedAt, refreshTokenHash,
- *                                     revokeReason
+ *                                     previousRefreshTokenHashes (the last 100 replaced, to tell a
+ *                                     reused token from a wrong one), revokeReason; found per user by
+ *                                     userId == and revokedAt == null (logout-all, change-password)
  * messages/{messageId}               senderId, receiverId, conversationId (both ids sorted, "__"),
  *                                     encryptedContent, iv, authTag, nonce, signature, messageType,
  *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt,
