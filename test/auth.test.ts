@@ -1059,3 +1059,136 @@ describe("the absolute session lifetime", () => {
     expect((await refresh(clocked, again.body.refreshToken)).status).toBe(200);
   });
 });
+
+describe("ending sessions: POST /api/auth/logout-all and /change-password", () => {
+  let relayed: TestApp;
+  beforeAll(async () => {
+    relayed = await startTestApp({ LOGIN_IP_LIMIT: "10000" }, { relay: {} });
+  });
+  afterAll(async () => {
+    closeAllSockets();
+    await relayed?.close();
+  });
+
+  const logoutAll = (token?: string) => relayed.request("POST", "/api/auth/logout-all", { token });
+  const changePassword = (token: string, body: unknown, headers?: Record<string, string>) =>
+    relayed.request("POST", "/api/auth/change-password", { token, body, headers });
+
+  /** A user signed in three times: the registration's session and two logins, each with a socket. */
+  async function signedInThrice() {
+    const user = await registerUser(relayed);
+    const sessions = [{ token: user.token, refreshToken: user.refreshToken }];
+    for (let i = 0; i < 2; i += 1) {
+      const response = await login(relayed, user.email, user.password);
+      sessions.push({ token: response.body.token, refreshToken: response.body.refreshToken });
+    }
+    const sockets = await Promise.all(sessions.map((session) => connectAs(relayed, session.token)));
+    return { user, sessions, sockets };
+  }
+
+  it("when a user logs out everywhere, then 200 with the count, and every token, refresh token and socket of the user is refused at once", async () => {
+    const { user, sessions, sockets } = await signedInThrice();
+    const bystander = await registerUser(relayed);
+    const ended = sockets.map((socket) => nextEvent(socket, "auth_error"));
+    const gone = sockets.map((socket) => nextEvent(socket, "disconnect"));
+
+    const response = await logoutAll(sessions[1]!.token);
+
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(response.body).toEqual({ success: true, revokedSessions: 3 });
+    for (const session of sessions) {
+      expectError(await profile(relayed, session.token), 401, "UNAUTHORIZED");
+      expectError(await refresh(relayed, session.refreshToken), 401, "UNAUTHORIZED");
+    }
+    expect(await Promise.all(ended)).toEqual(sockets.map(() => expect.objectContaining({ code: "UNAUTHORIZED" })));
+    await Promise.all(gone);
+    expect((await profile(relayed, bystander.token)).status).toBe(200);
+    expect((await login(relayed, user.email, user.password)).status).toBe(200);
+  });
+
+  it("when logout-all is called without a valid token, then 401 and no session ends", async () => {
+    const user = await registerUser(relayed);
+
+    expectError(await logoutAll(), 401, "UNAUTHORIZED");
+    expectError(await logoutAll("not-a-token"), 401, "UNAUTHORIZED");
+
+    expect((await profile(relayed, user.token)).status).toBe(200);
+  });
+
+  it("when a user changes the password, then 200, the caller's session stays, every other session and its socket ends", async () => {
+    const { user, sessions, sockets } = await signedInThrice();
+    const [own, ...others] = sessions;
+    const [ownSocket, ...otherSockets] = sockets;
+    const ended = otherSockets.map((socket) => nextEvent(socket, "auth_error"));
+    const ownErrors: unknown[] = [];
+    ownSocket!.on("auth_error", (payload: unknown) => ownErrors.push(payload));
+
+    const response = await changePassword(own!.token, { currentPassword: user.password, newPassword: "a brand new passphrase" });
+
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(response.body).toEqual({ success: true });
+    expect(await Promise.all(ended)).toEqual(otherSockets.map(() => expect.objectContaining({ code: "UNAUTHORIZED" })));
+    for (const session of others) {
+      expectError(await profile(relayed, session!.token), 401, "UNAUTHORIZED");
+      expectError(await refresh(relayed, session!.refreshToken), 401, "UNAUTHORIZED");
+    }
+    expect((await profile(relayed, own!.token)).status).toBe(200);
+    expect((await refresh(relayed, own!.refreshToken)).status).toBe(200);
+    expect(ownSocket!.connected).toBe(true);
+    expect(ownErrors).toEqual([]);
+    expectError(await login(relayed, user.email, user.password), 401, "UNAUTHORIZED");
+    expect((await login(relayed, user.email, "a brand new passphrase")).status).toBe(200);
+  });
+
+  it("when the current password is wrong, then 401 UNAUTHORIZED and nothing changes", async () => {
+    const user = await registerUser(relayed);
+    const other = await login(relayed, user.email, user.password);
+
+    const response = await changePassword(user.token, { currentPassword: "not my password", newPassword: "a brand new passphrase" });
+
+    expectError(response, 401, "UNAUTHORIZED");
+    expect((await profile(relayed, user.token)).status).toBe(200);
+    expect((await profile(relayed, other.body.token)).status).toBe(200);
+    expect((await login(relayed, user.email, user.password)).status).toBe(200);
+  });
+
+  it.each([
+    { story: "the new password is too short", body: { currentPassword: "correct horse battery staple", newPassword: "short" }, field: "newPassword" },
+    { story: "the new password is over 72 bytes", body: { currentPassword: "correct horse battery staple", newPassword: "é".repeat(37) }, field: "newPassword" },
+    { story: "the new password is missing", body: { currentPassword: "correct horse battery staple" }, field: "newPassword" },
+    { story: "the current password is missing", body: { newPassword: "a brand new passphrase" }, field: "currentPassword" },
+  ])("when $story, then 400 VALIDATION_ERROR naming $field and the password is unchanged", async ({ body, field }) => {
+    const user = await registerUser(relayed);
+
+    expectError(await changePassword(user.token, body), 400, "VALIDATION_ERROR", field);
+
+    expect((await login(relayed, user.email, user.password)).status).toBe(200);
+  });
+
+  it("when change-password is called without a token, then 401", async () => {
+    expectError(
+      await relayed.request("POST", "/api/auth/change-password", { body: { currentPassword: "x", newPassword: "a brand new passphrase" } }),
+      401,
+      "UNAUTHORIZED",
+    );
+  });
+
+  it("when wrong current passwords reach the login limit, then change-password and login from that address are 429", async () => {
+    const limited = await startTestApp({ LOGIN_ACCOUNT_LIMIT: "3", LOGIN_ACCOUNT_WINDOW_SECONDS: "60" });
+    try {
+      const user = await registerUser(limited);
+      const change = (currentPassword: string) =>
+        limited.request("POST", "/api/auth/change-password", { token: user.token, body: { currentPassword, newPassword: "a brand new passphrase" } });
+      for (let attempt = 0; attempt < 3; attempt += 1) expectError(await change(`guess number ${attempt}`), 401, "UNAUTHORIZED");
+
+      const throttled = await change(user.password);
+      const loginAfter = await login(limited, user.email, user.password);
+
+      expectError(throttled, 429, "RATE_LIMITED");
+      expect(Number(throttled.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expectError(loginAfter, 429, "RATE_LIMITED");
+    } finally {
+      await limited.close();
+    }
+  });
+});

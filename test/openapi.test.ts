@@ -288,6 +288,8 @@ describe("every answer matches the document", () => {
     // The end of a session.
     bobSocket.disconnect();
     await documented("removeContact", alice.api.removeContact(bob.id));
+    await documented("changePassword", bob.api.changePassword({ currentPassword: "correct horse battery staple", newPassword: "another horse battery staple" }));
+    await documented("logoutAll", bob.api.logoutAll());
     const ended = documentedEvent(aliceSocket, "auth_error");
     await documented("logout", alice.api.logout());
     await ended;

@@ -32,6 +32,20 @@ export interface AuthenticatePayload {
   token: string;
 }
 
+export interface ChangePasswordRequest {
+  /** minLength: 1 */
+  currentPassword: string;
+  /**
+   * 8 characters to 72 bytes of UTF-8 (bcrypt's limit: longer is refused, never truncated)
+   * minLength: 8
+   */
+  newPassword: string;
+}
+
+export interface ChangePasswordResponse {
+  success: true;
+}
+
 export interface Contact {
   /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
@@ -279,6 +293,15 @@ export interface LoginResponse {
   expiresIn: number;
   user: Profile;
   contacts: Contact[];
+}
+
+export interface LogoutAllResponse {
+  success: true;
+  /**
+   * How many sessions ended, the caller's included
+   * minimum: 0
+   */
+  revokedSessions: number;
 }
 
 export interface MessageAckPayload {
@@ -549,7 +572,7 @@ export interface UploadFileResponse {
 export interface ServerToClientEvents {
   /** The socket is authenticated and in the user's room. */
   authenticated: (payload: AuthenticatedEvent) => void;
-  /** Authentication failed, the session ended (logout) or the 10 s deadline passed; the server disconnects. */
+  /** Authentication failed, the session ended (logout, logout-all, a password change elsewhere) or the 10 s deadline passed; the server disconnects. */
   auth_error: (payload: ErrorBody) => void;
   /** A refused event that had no ack callback. */
   error: (payload: ErrorBody) => void;
@@ -617,6 +640,10 @@ export interface Operations {
   refresh: { args: [body: RefreshRequest]; response: RefreshResponse };
   /** POST /auth/logout: Revoke the session */
   logout: { args: []; response: DoneResponse };
+  /** POST /auth/logout-all: Revoke every session of the caller */
+  logoutAll: { args: []; response: LogoutAllResponse };
+  /** POST /auth/change-password: Change the password */
+  changePassword: { args: [body: ChangePasswordRequest]; response: ChangePasswordResponse };
   /** GET /users/profile: The caller's profile */
   getProfile: { args: []; response: GetProfileResponse };
   /** GET /users/contacts: The caller's contacts, with presence */
@@ -659,6 +686,8 @@ export const operations = {
   login: { method: "POST", path: "/auth/login", pathParams: [], body: "json", query: false, binary: false, auth: false },
   refresh: { method: "POST", path: "/auth/refresh", pathParams: [], body: "json", query: false, binary: false, auth: false },
   logout: { method: "POST", path: "/auth/logout", pathParams: [], body: null, query: false, binary: false, auth: true },
+  logoutAll: { method: "POST", path: "/auth/logout-all", pathParams: [], body: null, query: false, binary: false, auth: true },
+  changePassword: { method: "POST", path: "/auth/change-password", pathParams: [], body: "json", query: false, binary: false, auth: true },
   getProfile: { method: "GET", path: "/users/profile", pathParams: [], body: null, query: false, binary: false, auth: true },
   listContacts: { method: "GET", path: "/users/contacts", pathParams: [], body: null, query: false, binary: false, auth: true },
   addContact: { method: "POST", path: "/users/add-contact", pathParams: [], body: "json", query: false, binary: false, auth: true },

@@ -58,9 +58,20 @@ describe("HTTP endpoint classes", () => {
   }> = [
     { name: "register (per address)", env: { REGISTER_IP_LIMIT: "2" }, call: (app) => register(app) },
     {
-      name: "login (per account)",
+      name: "login (per account and address)",
       env: { LOGIN_ACCOUNT_LIMIT: "2" },
       call: (app, user) => app.request("POST", "/api/auth/login", { body: { email: user.email, password: "wrong password" } }),
+    },
+    {
+      name: "login (per account, every address together)",
+      env: { LOGIN_ACCOUNT_CEILING_LIMIT: "2" },
+      call: (app, user) => app.request("POST", "/api/auth/login", { body: { email: user.email, password: "wrong password" } }),
+    },
+    {
+      name: "change-password (a wrong current password counts as a failed login)",
+      env: { LOGIN_ACCOUNT_LIMIT: "2" },
+      call: (app, user) =>
+        app.request("POST", "/api/auth/change-password", { token: user.token, body: { currentPassword: "wrong password", newPassword: "a brand new passphrase" } }),
     },
     {
       name: "refresh (per address)",

@@ -3,7 +3,7 @@ import type { EndpointLimits } from "../shared/endpoint-limits";
 import { requestContext } from "../shared/http";
 import { parseInput } from "../shared/validation";
 import { caller } from "./middleware";
-import { loginSchema, refreshSchema, registerSchema } from "./schema";
+import { changePasswordSchema, loginSchema, refreshSchema, registerSchema } from "./schema";
 import type { AuthService } from "./service";
 
 export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limits: Pick<EndpointLimits, "register" | "refresh">): Router {
@@ -28,6 +28,16 @@ export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limit
     const { sessionId, userId } = caller(res);
     await auth.logout(sessionId, userId);
     res.json({ success: true, message: "Logged out successfully" });
+  });
+
+  router.post("/logout-all", requireAuth, async (_req, res) => {
+    const revokedSessions = await auth.logoutAll(caller(res).userId);
+    res.json({ success: true, revokedSessions });
+  });
+
+  router.post("/change-password", requireAuth, async (req, res) => {
+    await auth.changePassword(caller(res), parseInput(changePasswordSchema, req.body), requestContext(req).ip);
+    res.json({ success: true });
   });
 
   return router;

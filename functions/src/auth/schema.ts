@@ -43,17 +43,25 @@ export const registerSchema = z.object({
 });
 export type RegisterInput = z.infer<typeof registerSchema>;
 
+/** A password to check against the stored one: only the byte limit, a shorter one simply fails to match. */
+const presentedPasswordSchema = text()
+  .min(1, "is required")
+  .refine(
+    (password) => Buffer.byteLength(password, "utf8") <= MAX_PASSWORD_BYTES,
+    `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
+  );
+
 export const loginSchema = z.object({
   email: emailSchema,
-  // Only the byte limit here: a shorter-than-allowed password simply fails to match.
-  password: text()
-    .min(1, "is required")
-    .refine(
-      (password) => Buffer.byteLength(password, "utf8") <= MAX_PASSWORD_BYTES,
-      `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
-    ),
+  password: presentedPasswordSchema,
 });
 export type LoginInput = z.infer<typeof loginSchema>;
+
+export const changePasswordSchema = z.object({
+  currentPassword: presentedPasswordSchema,
+  newPassword: passwordSchema,
+});
+export type ChangePasswordInput = z.infer<typeof changePasswordSchema>;
 
 export const refreshSchema = z.object({
   refreshToken: text().min(1, "is required").max(512, "is too long"),
@@ -70,3 +78,7 @@ export const registerResponseSchema = succeeded({ ...sessionTokens, user: profil
 export const loginResponseSchema = succeeded({ ...sessionTokens, user: profileSchema, contacts: z.array(contactSchema) });
 export const refreshResponseSchema = succeeded(sessionTokens);
 export const logoutResponseSchema = doneResponseSchema;
+export const logoutAllResponseSchema = succeeded({
+  revokedSessions: z.number().int().min(0).describe("How many sessions ended, the caller's included"),
+});
+export const changePasswordResponseSchema = succeeded({});

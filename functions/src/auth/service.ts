@@ -1,17 +1,18 @@
 import type { AppConfig } from "../config";
 import type { Clock } from "../shared/clock";
-import { AppError } from "../shared/errors";
+import { AppError, errors } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { enforce, type FirestoreRateLimiter } from "../shared/rate-limit";
 import { toProfile } from "../users/presenters";
 import type { UserRepository } from "../users/repository";
 import type { UserService } from "../users/service";
 import type { PasswordHasher } from "./passwords";
-import type { LoginInput, RefreshInput, RegisterInput } from "./schema";
+import type { ChangePasswordInput, LoginInput, RefreshInput, RegisterInput } from "./schema";
 import type { SessionStore } from "./sessions";
 import type { AccessTokens } from "./tokens";
 
 const INVALID_CREDENTIALS = "Invalid email or password";
+const WRONG_CURRENT_PASSWORD = "Current password is incorrect";
 
 export interface AuthServiceDeps {
   users: UserRepository;
@@ -87,5 +88,26 @@ export class AuthService {
 
   async logout(sessionId: string, userId: string) {
     await this.deps.sessions.revoke(sessionId, userId, "logout");
+  }
+
+  /** Ends every session of the user, the caller's included; answers how many. */
+  async logoutAll(userId: string) {
+    return this.deps.sessions.revokeAll(userId, "logout_all");
+  }
+
+  /**
+   * Replaces the password after checking the current one (an attempt counted like a login), then ends
+   * every other session: whoever else was signed in must prove the new password.
+   */
+  async changePassword(claims: { userId: string; sessionId: string }, input: ChangePasswordInput, ip: string) {
+    const { users, passwords, sessions } = this.deps;
+    const user = await users.findById(claims.userId);
+    if (!user) throw errors.unauthorized("Session has ended; log in again");
+    await this.countPasswordAttempt(user.email, ip);
+    if (!(await passwords.verify(input.currentPassword, user.passwordHash))) {
+      throw new AppError("UNAUTHORIZED", WRONG_CURRENT_PASSWORD);
+    }
+    await users.updatePasswordHash(user.id, await passwords.hash(input.newPassword));
+    await sessions.revokeAll(user.id, "password_changed", claims.sessionId);
   }
 }

@@ -1,7 +1,10 @@
 import { z } from "zod";
 import {
+  changePasswordResponseSchema,
+  changePasswordSchema,
   loginResponseSchema,
   loginSchema,
+  logoutAllResponseSchema,
   logoutResponseSchema,
   refreshResponseSchema,
   refreshSchema,
@@ -87,7 +90,7 @@ export interface Operation {
 
 export const TAGS = {
   Health: "Liveness of the API and of Firestore.",
-  Auth: "Registration, login, token refresh and logout.",
+  Auth: "Registration, login, token refresh, logout and password change.",
   Users: "The caller's profile, contacts and user search.",
   Messages: "Encrypted messages: send and read history. Realtime delivery is over Socket.IO (x-socket-events).",
   KeyExchange: "ECDH over signed ephemeral keys; the server verifies and relays, never sees a private key.",
@@ -161,7 +164,7 @@ export const OPERATIONS: Operation[] = [
     tag: "Auth",
     summary: "Log in",
     description:
-      "A wrong password and an unknown email give the same 401. Throttled per account and per client address: 429 with `Retry-After`.",
+      "A wrong password and an unknown email give the same 401. Throttled per client address, per account and client address, and per account from every address (a much higher ceiling): 429 with `Retry-After`. Another address's failures never throttle yours below that ceiling.",
     auth: false,
     body: loginSchema,
     success: { status: 200, description: "Logged in, with the caller's contacts", schema: loginResponseSchema },
@@ -173,7 +176,8 @@ export const OPERATIONS: Operation[] = [
     path: "/auth/refresh",
     tag: "Auth",
     summary: "Rotate the refresh token",
-    description: "Presenting an already-used refresh token revokes the whole session (401).",
+    description:
+      "Presenting a refresh token this session already replaced revokes the whole session (401); any other wrong secret is a plain 401 and the session lives on. Refresh never extends a session past its absolute lifetime (90 days from login by default).",
     auth: false,
     body: refreshSchema,
     success: { status: 200, description: "A new access token and a new refresh token", schema: refreshResponseSchema },
@@ -189,6 +193,31 @@ export const OPERATIONS: Operation[] = [
     auth: true,
     success: { status: 200, description: "Logged out", schema: logoutResponseSchema },
     errors: [],
+  },
+  {
+    operationId: "logoutAll",
+    method: "post",
+    path: "/auth/logout-all",
+    tag: "Auth",
+    summary: "Revoke every session of the caller",
+    description:
+      "Every session of the user ends, the caller's included: their access and refresh tokens are refused from then on, and their sockets are disconnected.",
+    auth: true,
+    success: { status: 200, description: "Every session ended; `revokedSessions` counts them", schema: logoutAllResponseSchema },
+    errors: [],
+  },
+  {
+    operationId: "changePassword",
+    method: "post",
+    path: "/auth/change-password",
+    tag: "Auth",
+    summary: "Change the password",
+    description:
+      "`newPassword` follows the registration rules. The caller's session stays valid; every other session ends (its sockets are disconnected). A wrong `currentPassword` is 401 and counts as a failed login against the login limits (429 with `Retry-After`).",
+    auth: true,
+    body: changePasswordSchema,
+    success: { status: 200, description: "Password changed", schema: changePasswordResponseSchema },
+    errors: ["UNAUTHORIZED", "RATE_LIMITED"],
   },
 
   {

@@ -75,7 +75,7 @@ export const CLIENT_EVENTS: Record<string, ClientEvent> = {
 export const SERVER_EVENTS: Record<string, ServerEvent> = {
   authenticated: { description: "The socket is authenticated and in the user's room.", payload: authenticatedSchema },
   auth_error: {
-    description: "Authentication failed, the session ended (logout) or the 10 s deadline passed; the server disconnects.",
+    description: "Authentication failed, the session ended (logout, logout-all, a password change elsewhere) or the 10 s deadline passed; the server disconnects.",
     payload: authErrorSchema,
   },
   error: { description: "A refused event that had no ack callback.", payload: socketErrorSchema },

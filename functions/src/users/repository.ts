@@ -109,6 +109,10 @@ export class UserRepository {
     return userId ? this.findById(userId) : undefined;
   }
 
+  async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
+    await this.users.doc(userId).update({ passwordHash });
+  }
+
   async recordLogin(userId: string, at: Date): Promise<void> {
     const when = Timestamp.fromDate(at);
     await this.users.doc(userId).update({ lastLogin: when, lastSeen: when });
