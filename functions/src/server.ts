@@ -28,6 +28,12 @@ import { attachRelay } from "./relay/relay";
 import { createLogger, type Logger } from "./shared/logger";
 
 const EXPORT_INTERVAL_MS = 60_000;
+/**
+ * The relay's event feed rolls to a fresh listener this often here, not every minute as in production:
+ * the emulator answers each change to a listened query with the listener's whole result set again, so
+ * a feed held open a minute makes every event cost what the minute's events cost (bench/emulator-listeners.mjs).
+ */
+const EMULATOR_FEED_ROLL_MS = 10_000;
 /** A stop that takes longer than this exits anyway (a second Ctrl-C exits at once). */
 const SHUTDOWN_DEADLINE_MS = 30_000;
 /** How often expired files and orphans are removed (the Cloud Function's schedule is hourly too). */
@@ -157,7 +163,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
     const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
     const services = createServices(deps);
     const app = createApp(deps, services);
-    const relay = await Promise.race([attachRelay(server, services), emulatorDiedDuringStart]);
+    const relay = await Promise.race([attachRelay(server, services, { eventFeedRollMs: EMULATOR_FEED_ROLL_MS }), emulatorDiedDuringStart]);
     handle = app; // from here on /api/health answers 200: the stack is up
     const fileCleanup = runCleanupEvery(services.fileCleanup, FILE_CLEANUP_INTERVAL_MS, logger);
     const stopEmulatorAndServer = stopParts;
