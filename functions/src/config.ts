@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 /**
@@ -11,6 +12,12 @@ const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const MIB = 1024 * 1024;
+
+/**
+ * bcrypt threads by default: one per core, at most this many. Past the cores more threads add no
+ * logins per second, only memory (a V8 isolate each) and queueing inside the OS instead of the pool.
+ */
+const MAX_DEFAULT_PASSWORD_WORKERS = 4;
 
 const listFrom = (fallback: string) =>
   z
@@ -32,6 +39,7 @@ const envSchema = z.object({
   ACCESS_TOKEN_TTL_SECONDS: intFrom(900, 30, 86_400),
   REFRESH_TOKEN_TTL_SECONDS: intFrom(30 * 86_400, 300, 365 * 86_400),
   BCRYPT_COST: intFrom(12, 4, 15),
+  PASSWORD_WORKERS: intFrom(Math.min(availableParallelism(), MAX_DEFAULT_PASSWORD_WORKERS), 1, 64),
   CORS_ORIGINS: listFrom("http://localhost:5173"),
   JSON_BODY_LIMIT_BYTES: intFrom(256 * 1024, 1024, 10 * 1024 * 1024),
   LOGIN_ACCOUNT_LIMIT: intFrom(10, 1, 10_000),
@@ -95,6 +103,8 @@ export interface AppConfig {
     refreshTokenTtlSeconds: number;
   };
   bcryptCost: number;
+  /** Worker threads that hash and check passwords (auth/passwords.ts), so the event loop never does. */
+  passwordWorkers: number;
   corsOrigins: string[];
   jsonBodyLimitBytes: number;
   loginThrottle: {
@@ -187,6 +197,7 @@ export function loadConfig(
       refreshTokenTtlSeconds: vars.REFRESH_TOKEN_TTL_SECONDS,
     },
     bcryptCost: vars.BCRYPT_COST,
+    passwordWorkers: vars.PASSWORD_WORKERS,
     corsOrigins: vars.CORS_ORIGINS,
     jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
     loginThrottle: {
