@@ -62,12 +62,14 @@ export function createServices(deps: AppDeps) {
   const tokens = createAccessTokens(config.jwt, clock);
   const presence = new FirestorePresenceDirectory(db, clock);
   const userService = new UserService(users, presence, clock);
+  // Worker threads, started on the first login or registration; close() stops them (server.ts).
+  const passwords = createPasswordHasher({ cost: config.bcryptCost, workers: config.passwordWorkers });
   const auth = new AuthService({
     users,
     userService,
     sessions,
     tokens,
-    passwords: createPasswordHasher(config.bcryptCost),
+    passwords,
     limiter: new FirestoreRateLimiter(db, clock),
     clock,
     loginThrottle: config.loginThrottle,
@@ -87,7 +89,7 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, users, sessions, tokens, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
+  return { db, config, clock, logger, users, sessions, tokens, passwords, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;

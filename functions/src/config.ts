@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 
 /**
@@ -11,6 +12,12 @@ const intFrom = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const MIB = 1024 * 1024;
+
+/**
+ * bcrypt threads by default: one per core, at most this many. Past the cores more threads add no
+ * logins per second, only memory (a V8 isolate each) and queueing inside the OS instead of the pool.
+ */
+const MAX_DEFAULT_PASSWORD_WORKERS = 4;
 
 const listFrom = (fallback: string) =>
   z
@@ -34,6 +41,7 @@ const envSchema = z.object({
   // A session's absolute lifetime from login: refresh never extends it past this.
   SESSION_MAX_AGE_SECONDS: intFrom(90 * 86_400, 300, 5 * 365 * 86_400),
   BCRYPT_COST: intFrom(12, 4, 15),
+  PASSWORD_WORKERS: intFrom(Math.min(availableParallelism(), MAX_DEFAULT_PASSWORD_WORKERS), 1, 64),
   CORS_ORIGINS: listFrom("http://localhost:5173"),
   JSON_BODY_LIMIT_BYTES: intFrom(256 * 1024, 1024, 10 * 1024 * 1024),
   // Login attempts on one account from one client address (the strict bucket a guesser meets) ...
@@ -104,6 +112,8 @@ export interface AppConfig {
     sessionMaxAgeSeconds: number;
   };
   bcryptCost: number;
+  /** Worker threads that hash and check passwords (auth/passwords.ts), so the event loop never does. */
+  passwordWorkers: number;
   corsOrigins: string[];
   jsonBodyLimitBytes: number;
   /** Login attempts (and wrong current passwords), counted in Firestore across instances. */
@@ -201,6 +211,7 @@ export function loadConfig(
       sessionMaxAgeSeconds: vars.SESSION_MAX_AGE_SECONDS,
     },
     bcryptCost: vars.BCRYPT_COST,
+    passwordWorkers: vars.PASSWORD_WORKERS,
     corsOrigins: vars.CORS_ORIGINS,
     jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
     loginThrottle: {

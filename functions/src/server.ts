@@ -170,6 +170,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
     stopParts = async () => {
       await fileCleanup.stop();
       await relay.close();
+      await services.passwords.close();
       await stopEmulatorAndServer();
     };
   } catch (error) {

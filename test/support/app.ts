@@ -153,6 +153,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     },
     async close() {
       await relay?.close();
+      await services.passwords.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await fetch(

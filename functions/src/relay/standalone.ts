@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     relay
       .close({ handOff: true })
       .then(() => new Promise<void>((resolve) => server.close(() => resolve())))
+      .then(() => services.passwords.close())
       .then(
         () => process.exit(0),
         (error: Error) => {
