@@ -177,6 +177,53 @@ describe("sequencing", () => {
   });
 });
 
+describe("sequence bounds", () => {
+  it("when sequenceNumber is 2^53-1, then 400 naming the pair's last number, and the pair goes on counting", async () => {
+    const [alice, bob] = await pair();
+    expect((await sendMessage(app, alice, bob)).body.sequenceNumber).toBe(1);
+    const refused = await sendMessage(app, alice, bob, { sequenceNumber: Number.MAX_SAFE_INTEGER });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 1 } });
+    // Before the bound, this let one more send through and every later one of the pair failed.
+    for (const expected of [2, 3]) {
+      const next = await sendMessage(app, alice, bob);
+      expect(next.status).toBe(201);
+      expect(next.body.sequenceNumber).toBe(expected);
+    }
+    expect((await history(alice, bob)).body.total).toBe(3);
+  });
+
+  it.each([
+    ["2^31", 2 ** 31],
+    ["2^60", 2 ** 60],
+    ["0", 0],
+    ["-1", -1],
+  ])("when sequenceNumber is %s, then 400 with lastSequenceNumber and nothing is stored", async (_label, sequenceNumber) => {
+    const [alice, bob] = await pair();
+    await sendMessage(app, alice, bob, { sequenceNumber: 7 });
+    const refused = await sendMessage(app, alice, bob, { sequenceNumber });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 7 } });
+    expect((await history(alice, bob)).body.total).toBe(1);
+  });
+
+  it("when sequenceNumber is more than 1000 past the pair's last, then 400; exactly 1000 past is stored, and the counter continues", async () => {
+    const [alice, bob] = await pair();
+    await sendMessage(app, alice, bob, { sequenceNumber: 5 });
+    for (const sequenceNumber of [1006, 2 ** 31 - 1]) {
+      const refused = await sendMessage(app, alice, bob, { sequenceNumber });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 5 } });
+    }
+    const farthest = await sendMessage(app, alice, bob, { sequenceNumber: 1005 });
+    expect(farthest.status).toBe(201);
+    expect(farthest.body.sequenceNumber).toBe(1005);
+    expect((await sendMessage(app, alice, bob)).body.sequenceNumber).toBe(1006);
+    expect((await sendMessage(app, alice, bob, { sequenceNumber: 2006 })).status).toBe(201);
+    expect((await history(alice, bob)).body.total).toBe(4);
+  });
+});
+
 describe("replay and clock checks", () => {
   it("when a nonce is reused by the same sender, then 409 REPLAY_DETECTED and nothing is stored", async () => {
     const [alice, bob] = await pair();

@@ -490,8 +490,8 @@ export interface SendMessageRequest {
   /** pattern: ^[a-z][a-z0-9_]{0,19}$; default: "text" */
   messageType?: string;
   /**
-   * Greater than the pair's last (else 409 REPLAY_DETECTED), stored as sent; absent, the server assigns last + 1
-   * minimum: 1
+   * Greater than the pair's last (else 409 REPLAY_DETECTED) and at most 1000 greater (else 400 VALIDATION_ERROR with details.lastSequenceNumber), stored as sent; absent, the server assigns last + 1
+   * minimum: 1; maximum: 2147483647
    */
   sequenceNumber?: number;
 }

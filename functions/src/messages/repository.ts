@@ -7,6 +7,7 @@ import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
 import type { UserEvents } from "../relay/events";
 import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
+import { sequenceNumberFor } from "./sequence";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
 
@@ -98,7 +99,7 @@ export class MessageRepository {
   /**
    * Stores one message in one transaction with its pair counter, its nonce record and its routing
    * events: all commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or
-   * sequence number, rate) throws before anything is written.
+   * sequence number, sequence number out of bounds, rate) throws before anything is written.
    *
    * Routing: the transaction reads the receiver's presence document and writes a `message_received`
    * event into the feed of each relay instance listed there. A connection registers itself in that same
@@ -137,14 +138,7 @@ export class MessageRepository {
         throw new AppError("REPLAY_DETECTED", "This nonce was already used", { field: "nonce" });
       }
       const lastSequence = pair?.lastSequence ?? 0;
-      const sequenceNumber = draft.requestedSequence ?? lastSequence + 1;
-      if (sequenceNumber <= lastSequence) {
-        throw new AppError(
-          "REPLAY_DETECTED",
-          `sequenceNumber must be greater than ${lastSequence}, the last one stored for this conversation`,
-          { field: "sequenceNumber", lastSequenceNumber: lastSequence },
-        );
-      }
+      const sequenceNumber = sequenceNumberFor(draft.requestedSequence, lastSequence);
       // Server time, but never earlier than the pair's previous message (clocks of instances differ):
       // ordering by timestamp then agrees with sequenceNumber.
       const timestampMs = Math.max(nowMs, pair?.lastTimestampMs ?? 0);

@@ -254,7 +254,7 @@ export const OPERATIONS: Operation[] = [
     tag: "Messages",
     summary: "Send an encrypted message",
     description:
-      "Checked in this order, and nothing is stored on any refusal: shape (400), clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP), receiver exists (404), rate per pair (429), nonce unused by this sender (409 REPLAY_DETECTED), `sequenceNumber` greater than the pair's last (409 REPLAY_DETECTED with `details.lastSequenceNumber`; absent, the server assigns last + 1). `encryptedContent` over 98,304 characters is 413.",
+      "Checked in this order, and nothing is stored on any refusal: shape (400), clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP), receiver exists (404), rate per pair (429), nonce unused by this sender (409 REPLAY_DETECTED), `sequenceNumber` an integer from 1 to 2^31-1 and at most 1000 greater than the pair's last (else 400 VALIDATION_ERROR with `details.lastSequenceNumber`) and greater than the last (else 409 REPLAY_DETECTED with `details.lastSequenceNumber`); absent, the server assigns last + 1. `encryptedContent` over 98,304 characters is 413.",
     auth: true,
     body: sendMessageSchema,
     success: { status: 201, description: "Stored", schema: sendMessageResponseSchema, headers: RATE_LIMIT_HEADERS },
