@@ -464,6 +464,21 @@ export interface SearchUsersResponse {
 export interface SendMessageAck {
   success: true;
   message: MessageRecord;
+  /** Present when the send repeated one already stored (same nonce and content): `message` is that one, nothing new was stored */
+  duplicate?: true;
+}
+
+export interface SendMessageDuplicateResponse {
+  success: true;
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  messageId: string;
+  /** format: date-time */
+  timestamp: string;
+  /** minimum: 1 */
+  sequenceNumber: number;
+  message: MessageRecord;
+  /** This send repeated one already stored (same nonce and content): nothing new was stored */
+  duplicate: true;
 }
 
 export interface SendMessageRequest {
@@ -628,7 +643,7 @@ export interface Operations {
   /** GET /users/search: Find users by username prefix */
   searchUsers: { args: [query: SearchUsersQuery]; response: SearchUsersResponse };
   /** POST /messages/send: Send an encrypted message */
-  sendMessage: { args: [body: SendMessageRequest]; response: SendMessageResponse };
+  sendMessage: { args: [body: SendMessageRequest]; response: SendMessageDuplicateResponse | SendMessageResponse };
   /** GET /messages/{contactId}: The conversation with a contact, a page at a time */
   getHistory: { args: [contactId: string, query?: GetHistoryQuery]; response: GetHistoryResponse };
   /** POST /keyexchange/initiate: Start a key exchange */

@@ -99,6 +99,11 @@ export const sendMessageResponseSchema = succeeded({
   message: messageRecordSchema,
 });
 
+/** A retry's answer (200): exactly the original send's body, plus `duplicate: true`. */
+export const sendMessageDuplicateResponseSchema = sendMessageResponseSchema.extend({
+  duplicate: z.literal(true).describe("This send repeated one already stored (same nonce and content): nothing new was stored"),
+});
+
 export const historyResponseSchema = succeeded({
   messages: z.array(messageRecordSchema).describe("One page, in ascending time"),
   hasMore: z.boolean().describe("Older messages exist"),
