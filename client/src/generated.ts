@@ -590,7 +590,7 @@ export interface ClientToServerEvents {
   authenticate: (payload: AuthenticatePayload) => void;
   /** An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room. */
   join_room: (payload: JoinRoomPayload, ack: (response: JoinRoomAck | ErrorEnvelope) => void) => void;
-  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. */
+  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. */
   send_message: (payload: SendMessageRequest, ack: (response: SendMessageAck | ErrorEnvelope) => void) => void;
   /** Acknowledge a delivered message (the alternative to the `message_received` ack callback). */
   message_ack: (payload: MessageAckPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
