@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NONCE_RETENTION_MS } from "../functions/src/messages/repository";
 import { MAX_ENCRYPTED_CONTENT_LENGTH } from "../functions/src/messages/schema";
+import { MAX_CLIENT_TIMESTAMP_AGE_MS } from "../functions/src/messages/send";
 import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
 import { messageBody, sendMessage } from "./support/messages";
@@ -173,7 +175,183 @@ describe("sequencing", () => {
     const first = await app.services.messages.append(draft, () => new Date(), rate);
     const retried = await app.services.messages.append(draft, () => new Date(), rate);
     expect(retried.record).toEqual(first.record);
+    expect(retried.duplicate).toBe(false);
     expect((await history(alice, bob)).body.total).toBe(1);
+  });
+});
+
+describe("sequence bounds", () => {
+  it("when sequenceNumber is 2^53-1, then 400 naming the pair's last number, and the pair goes on counting", async () => {
+    const [alice, bob] = await pair();
+    expect((await sendMessage(app, alice, bob)).body.sequenceNumber).toBe(1);
+    const refused = await sendMessage(app, alice, bob, { sequenceNumber: Number.MAX_SAFE_INTEGER });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 1 } });
+    // Before the bound, this let one more send through and every later one of the pair failed.
+    for (const expected of [2, 3]) {
+      const next = await sendMessage(app, alice, bob);
+      expect(next.status).toBe(201);
+      expect(next.body.sequenceNumber).toBe(expected);
+    }
+    expect((await history(alice, bob)).body.total).toBe(3);
+  });
+
+  it.each([
+    ["2^31", 2 ** 31],
+    ["2^60", 2 ** 60],
+    ["0", 0],
+    ["-1", -1],
+  ])("when sequenceNumber is %s, then 400 with lastSequenceNumber and nothing is stored", async (_label, sequenceNumber) => {
+    const [alice, bob] = await pair();
+    await sendMessage(app, alice, bob, { sequenceNumber: 7 });
+    const refused = await sendMessage(app, alice, bob, { sequenceNumber });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 7 } });
+    expect((await history(alice, bob)).body.total).toBe(1);
+  });
+
+  it("when sequenceNumber is more than 1000 past the pair's last, then 400; exactly 1000 past is stored, and the counter continues", async () => {
+    const [alice, bob] = await pair();
+    await sendMessage(app, alice, bob, { sequenceNumber: 5 });
+    for (const sequenceNumber of [1006, 2 ** 31 - 1]) {
+      const refused = await sendMessage(app, alice, bob, { sequenceNumber });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "sequenceNumber", lastSequenceNumber: 5 } });
+    }
+    const farthest = await sendMessage(app, alice, bob, { sequenceNumber: 1005 });
+    expect(farthest.status).toBe(201);
+    expect(farthest.body.sequenceNumber).toBe(1005);
+    expect((await sendMessage(app, alice, bob)).body.sequenceNumber).toBe(1006);
+    expect((await sendMessage(app, alice, bob, { sequenceNumber: 2006 })).status).toBe(201);
+    expect((await history(alice, bob)).body.total).toBe(4);
+  });
+});
+
+describe("retries", () => {
+  it("when a send is retried with the same nonce and content, then 200 with the original answer plus duplicate: true, and one message is stored", async () => {
+    const [alice, bob] = await pair();
+    for (const overrides of [{}, { sequenceNumber: 40 }]) {
+      const body = messageBody(bob.id, overrides);
+      const first = await app.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(first.status).toBe(201);
+      expect(first.body.duplicate).toBeUndefined();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const retry = await app.request("POST", "/api/messages/send", { token: alice.token, body });
+        expect(retry.status).toBe(200);
+        expect(retry.body).toEqual({ ...first.body, duplicate: true });
+      }
+    }
+    const page = await history(bob, alice);
+    expect(page.body.total).toBe(2);
+    expect(page.body.messages.map((m: { sequenceNumber: number }) => m.sequenceNumber)).toEqual([1, 40]);
+  });
+
+  it("when a retry leaves out the sequenceNumber the original named, then it is still a retry", async () => {
+    const [alice, bob] = await pair();
+    const withoutNumber = messageBody(bob.id);
+    const first = await app.request("POST", "/api/messages/send", { token: alice.token, body: { ...withoutNumber, sequenceNumber: 3 } });
+    expect(first.body.sequenceNumber).toBe(3);
+    const retry = await app.request("POST", "/api/messages/send", { token: alice.token, body: withoutNumber });
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual({ ...first.body, duplicate: true });
+  });
+
+  it.each([
+    ["encryptedContent", { encryptedContent: "b3RoZXI=" }],
+    ["iv", { iv: "b3RoZXI=" }],
+    ["authTag", { authTag: "b3RoZXI=" }],
+    ["signature", { signature: "b3RoZXI=" }],
+    ["messageType", { messageType: "image" }],
+    ["timestamp", { timestamp: new Date(Date.now() - 1000).toISOString() }],
+    ["sequenceNumber", { sequenceNumber: 9 }],
+  ])("when a used nonce comes with another %s, then 409 REPLAY_DETECTED and nothing is stored", async (_field, change) => {
+    const [alice, bob] = await pair();
+    const body = messageBody(bob.id, { sequenceNumber: 8 });
+    expect((await app.request("POST", "/api/messages/send", { token: alice.token, body })).status).toBe(201);
+    const replay = await app.request("POST", "/api/messages/send", { token: alice.token, body: { ...body, ...change } });
+    expect(replay.status).toBe(409);
+    expect(replay.body.error).toMatchObject({ code: "REPLAY_DETECTED", details: { field: "nonce" } });
+    expect((await history(alice, bob)).body.total).toBe(1);
+  });
+
+  it("when a used nonce is sent to another receiver, then 409 REPLAY_DETECTED", async () => {
+    const [alice, bob] = await pair();
+    const carol = await registerUser(app);
+    const body = messageBody(bob.id);
+    await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    const elsewhere = await app.request("POST", "/api/messages/send", { token: alice.token, body: { ...body, receiverId: carol.id } });
+    expect(elsewhere.status).toBe(409);
+    expect(elsewhere.body.error.code).toBe("REPLAY_DETECTED");
+    expect((await history(alice, carol)).body.total).toBe(0);
+  });
+
+  it("when another user sends the same body with the same nonce, then it is their own new message, not a retry", async () => {
+    const [alice, bob] = await pair();
+    const mallory = await registerUser(app);
+    const body = messageBody(bob.id);
+    await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    const copied = await app.request("POST", "/api/messages/send", { token: mallory.token, body });
+    expect(copied.status).toBe(201);
+    expect(copied.body.duplicate).toBeUndefined();
+    expect(copied.body.message.senderId).toBe(mallory.id);
+  });
+
+  it("when retries come while the pair's rate is used up, then they are answered and take nothing from it", async () => {
+    const limited = await startTestApp({ SEND_RATE_BURST: "2", SEND_RATE_PER_SECOND: "0.01" });
+    try {
+      const [alice, bob] = await Promise.all([registerUser(limited), registerUser(limited)]);
+      const body = messageBody(bob.id);
+      const first = await limited.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(first.status).toBe(201);
+      for (let attempt = 0; attempt < 3; attempt++) {
+        expect((await limited.request("POST", "/api/messages/send", { token: alice.token, body })).status).toBe(200);
+      }
+      // Three retries later, the second of the burst's two tokens is still there.
+      expect((await sendMessage(limited, alice, bob)).status).toBe(201);
+      expect((await sendMessage(limited, alice, bob)).status).toBe(429);
+      const retry = await limited.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(retry.status).toBe(200);
+      expect(retry.body).toEqual({ ...first.body, duplicate: true });
+      expect((await limited.request("GET", `/api/messages/${bob.id}`, { token: alice.token })).body.total).toBe(2);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("when a retry comes after its timestamp left the 5-minute window, then it is answered while the nonce is remembered (15 minutes), then STALE_TIMESTAMP", async () => {
+    const timed = await startTestApp({ ACCESS_TOKEN_TTL_SECONDS: "7200" });
+    try {
+      const [alice, bob] = await Promise.all([registerUser(timed), registerUser(timed)]);
+      const body = messageBody(bob.id, { timestamp: timed.clock.now().toISOString() });
+      const first = await timed.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(first.status).toBe(201);
+      timed.clock.advance(MAX_CLIENT_TIMESTAMP_AGE_MS + 60_000);
+      const late = await timed.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(late.status).toBe(200);
+      expect(late.body).toEqual({ ...first.body, duplicate: true });
+      // The same nonce with other content, or a new message, is still too old.
+      for (const stale of [{ ...body, encryptedContent: "b3RoZXI=" }, { ...body, nonce: "bmV3LW5vbmNl" }]) {
+        const refused = await timed.request("POST", "/api/messages/send", { token: alice.token, body: stale });
+        expect(refused.status).toBe(400);
+        expect(refused.body.error).toMatchObject({ code: "STALE_TIMESTAMP", details: { field: "timestamp" } });
+      }
+      timed.clock.advance(NONCE_RETENTION_MS);
+      const forgotten = await timed.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(forgotten.status).toBe(400);
+      expect(forgotten.body.error.code).toBe("STALE_TIMESTAMP");
+      expect((await timed.request("GET", `/api/messages/${bob.id}`, { token: alice.token })).body.total).toBe(1);
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it("when the session has ended, then a retry is refused like any send", async () => {
+    const [alice, bob] = await pair();
+    const body = messageBody(bob.id);
+    await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    await app.request("POST", "/api/auth/logout", { token: alice.token });
+    const retry = await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    expect(retry.status).toBe(401);
   });
 });
 

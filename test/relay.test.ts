@@ -145,6 +145,44 @@ describe("delivery", () => {
     expect(invalid).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR", details: { field: "encryptedContent" } } });
   });
 
+  it("when a REST send is retried, on either instance, then the receiver still gets the message once", async () => {
+    const [alice, bob] = await friends();
+    const bobSocket = await connectAs(b, bob.token);
+    const received = collect(bobSocket, "message_received");
+    const body = messageBody(bob.id);
+    const first = await a.request("POST", "/api/messages/send", { token: alice.token, body });
+    expect(first.status).toBe(201);
+    for (const instance of [a, b, a]) {
+      const retry = await instance.request("POST", "/api/messages/send", { token: alice.token, body });
+      expect(retry.status).toBe(200);
+      expect(retry.body).toEqual({ ...first.body, duplicate: true });
+    }
+    await waitFor(() => received.length === 1, 10_000, "message_received");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(received).toEqual([first.body.message]);
+  });
+
+  it("when send_message is retried on the socket, then the ack says duplicate with the original record, and the receiver gets it once", async () => {
+    const [alice, bob] = await friends();
+    const aliceSocket = await connectAs(b, alice.token);
+    const bobSocket = await connectAs(a, bob.token);
+    const received = collect(bobSocket, "message_received");
+    const payload = messageBody(bob.id);
+    const first = await emitWithAck(aliceSocket, "send_message", payload);
+    expect(first).toEqual({ success: true, message: expect.objectContaining({ nonce: payload.nonce }) });
+    const retry = await emitWithAck(aliceSocket, "send_message", payload);
+    expect(retry).toEqual({ success: true, message: first.message, duplicate: true });
+    // A retry over the other transport is the same retry.
+    const overRest = await a.request("POST", "/api/messages/send", { token: alice.token, body: payload });
+    expect(overRest.status).toBe(200);
+    expect(overRest.body.message).toEqual(first.message);
+    const replay = await emitWithAck(aliceSocket, "send_message", { ...payload, encryptedContent: "b3RoZXI=" });
+    expect(replay).toMatchObject({ success: false, error: { code: "REPLAY_DETECTED", details: { field: "nonce" } } });
+    await waitFor(() => received.length === 1, 10_000, "message_received");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(received).toEqual([first.message]);
+  });
+
   it("when the receiver was offline, then on connecting it gets only the missed messages, in order, once", async () => {
     const [alice, bob] = await friends();
     const first = await connectAs(a, bob.token);

@@ -116,10 +116,12 @@ function operationsOf(document) {
       const content = operation.requestBody?.content ?? {};
       const bodyKind = content["application/json"] ? "json" : content["multipart/form-data"] ? "multipart" : null;
       const body = bodyKind ? typeOf((content["application/json"] ?? content["multipart/form-data"]).schema) : undefined;
-      const success = Object.entries(operation.responses).find(([status]) => status.startsWith("2"));
-      const successContent = success[1].content ?? {};
-      const binary = Boolean(successContent["application/octet-stream"]);
-      const response = binary ? "Uint8Array" : typeOf(successContent["application/json"].schema);
+      // An operation may succeed in more than one way (send: 201 stored, 200 a retry): the union of their bodies.
+      const successes = Object.entries(operation.responses)
+        .filter(([status]) => status.startsWith("2"))
+        .map(([, success]) => success.content ?? {});
+      const binary = successes.some((content) => Boolean(content["application/octet-stream"]));
+      const response = binary ? "Uint8Array" : successes.map((content) => typeOf(content["application/json"].schema)).join(" | ");
       const pathParams = params?.names ?? [];
 
       const args = [

@@ -487,6 +487,21 @@ export interface SearchUsersResponse {
 export interface SendMessageAck {
   success: true;
   message: MessageRecord;
+  /** Present when the send repeated one already stored (same nonce and content): `message` is that one, nothing new was stored */
+  duplicate?: true;
+}
+
+export interface SendMessageDuplicateResponse {
+  success: true;
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  messageId: string;
+  /** format: date-time */
+  timestamp: string;
+  /** minimum: 1 */
+  sequenceNumber: number;
+  message: MessageRecord;
+  /** This send repeated one already stored (same nonce and content): nothing new was stored */
+  duplicate: true;
 }
 
 export interface SendMessageRequest {
@@ -513,8 +528,8 @@ export interface SendMessageRequest {
   /** pattern: ^[a-z][a-z0-9_]{0,19}$; default: "text" */
   messageType?: string;
   /**
-   * Greater than the pair's last (else 409 REPLAY_DETECTED), stored as sent; absent, the server assigns last + 1
-   * minimum: 1
+   * Greater than the pair's last (else 409 REPLAY_DETECTED) and at most 1000 greater (else 400 VALIDATION_ERROR with details.lastSequenceNumber), stored as sent; absent, the server assigns last + 1
+   * minimum: 1; maximum: 2147483647
    */
   sequenceNumber?: number;
 }
@@ -598,7 +613,7 @@ export interface ClientToServerEvents {
   authenticate: (payload: AuthenticatePayload) => void;
   /** An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room. */
   join_room: (payload: JoinRoomPayload, ack: (response: JoinRoomAck | ErrorEnvelope) => void) => void;
-  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. */
+  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. */
   send_message: (payload: SendMessageRequest, ack: (response: SendMessageAck | ErrorEnvelope) => void) => void;
   /** Acknowledge a delivered message (the alternative to the `message_received` ack callback). */
   message_ack: (payload: MessageAckPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
@@ -655,7 +670,7 @@ export interface Operations {
   /** GET /users/search: Find users by username prefix */
   searchUsers: { args: [query: SearchUsersQuery]; response: SearchUsersResponse };
   /** POST /messages/send: Send an encrypted message */
-  sendMessage: { args: [body: SendMessageRequest]; response: SendMessageResponse };
+  sendMessage: { args: [body: SendMessageRequest]; response: SendMessageDuplicateResponse | SendMessageResponse };
   /** GET /messages/{contactId}: The conversation with a contact, a page at a time */
   getHistory: { args: [contactId: string, query?: GetHistoryQuery]; response: GetHistoryResponse };
   /** POST /keyexchange/initiate: Start a key exchange */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { FieldPath, Timestamp, type Firestore, type Query } from "firebase-admin/firestore";
+import { FieldPath, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore, type Query } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
@@ -7,6 +7,8 @@ import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
 import type { UserEvents } from "../relay/events";
 import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
+import { isRetryOf } from "./retry";
+import { sequenceNumberFor } from "./sequence";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
 
@@ -57,15 +59,30 @@ interface PairCounter {
   tokensAtMs: number;
 }
 
+/** The nonce record: which message used the nonce, remembered until expiresAt. */
+interface NonceRecord {
+  senderId: string;
+  messageId: string;
+  expiresAt: Timestamp;
+}
+
 export interface AppendResult {
   record: MessageRecord;
-  rateLimit: RateLimitDecision;
+  /** The pair's send-rate bucket after this send; absent for a retry, which takes no token. */
+  rateLimit?: RateLimitDecision;
+  /** The send was a retry of a message already stored (`record` is that message): nothing was written. */
+  duplicate: boolean;
 }
+
+type Read = (ref: DocumentReference) => Promise<DocumentSnapshot>;
 
 const MAX_ACK_ATTEMPTS = 5;
 
-/** How long a nonce is remembered: past this, the timestamp window refuses a replay anyway. */
-const NONCE_RETENTION_MS = 15 * 60 * 1000;
+/**
+ * How long a nonce is remembered, from the message's storage: past this, the timestamp window refuses a
+ * replay anyway. It is also how long a retry of the message is recognised (and answered as one).
+ */
+export const NONCE_RETENTION_MS = 15 * 60 * 1000;
 
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
@@ -98,7 +115,9 @@ export class MessageRepository {
   /**
    * Stores one message in one transaction with its pair counter, its nonce record and its routing
    * events: all commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or
-   * sequence number, rate) throws before anything is written.
+   * sequence number, sequence number out of bounds, rate) throws before anything is written. A retry of
+   * a message already stored (see isRetryOf) writes nothing and answers that message, before the rate
+   * and every other check but the session's.
    *
    * Routing: the transaction reads the receiver's presence document and writes a `message_received`
    * event into the feed of each relay instance listed there. A connection registers itself in that same
@@ -126,9 +145,12 @@ export class MessageRepository {
       // The SDK may retry an attempt that did commit: finding our own message means it is stored.
       if (existing!.exists) {
         const { decision } = takeSendToken(pair, nowMs, rate);
-        return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision };
+        return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision, duplicate: false };
       }
       if (session) session.assertActive(sessionSnap!);
+      // The client's earlier attempt was stored but its answer lost: answer it again, store nothing.
+      const original = await this.retried(nonceSnap!, draft, nowMs, (ref) => tx.get(ref));
+      if (original) return { record: original, duplicate: true };
       if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
 
       const { tokens, decision } = takeSendToken(pair, nowMs, rate);
@@ -137,14 +159,7 @@ export class MessageRepository {
         throw new AppError("REPLAY_DETECTED", "This nonce was already used", { field: "nonce" });
       }
       const lastSequence = pair?.lastSequence ?? 0;
-      const sequenceNumber = draft.requestedSequence ?? lastSequence + 1;
-      if (sequenceNumber <= lastSequence) {
-        throw new AppError(
-          "REPLAY_DETECTED",
-          `sequenceNumber must be greater than ${lastSequence}, the last one stored for this conversation`,
-          { field: "sequenceNumber", lastSequenceNumber: lastSequence },
-        );
-      }
+      const sequenceNumber = sequenceNumberFor(draft.requestedSequence, lastSequence);
       // Server time, but never earlier than the pair's previous message (clocks of instances differ):
       // ordering by timestamp then agrees with sequenceNumber.
       const timestampMs = Math.max(nowMs, pair?.lastTimestampMs ?? 0);
@@ -174,8 +189,30 @@ export class MessageRepository {
       });
       const record = toMessageRecord(draft.messageId, stored);
       this.routing.routeMessage(tx, presenceSnap, record, nowMs);
-      return { record, rateLimit: decision };
+      return { record, rateLimit: decision, duplicate: false };
     });
+  }
+
+  /**
+   * The stored message `draft` retries, read without a transaction (nothing is written, and the fields
+   * compared never change): for a send whose client timestamp has left the clock window, which can
+   * only be answered as a retry. `session`, when given, must be active.
+   */
+  async findRetry(draft: MessageDraft, now: Date, session?: SessionGuard): Promise<MessageRecord | undefined> {
+    const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
+    const [nonceSnap, sessionSnap] = await this.db.getAll(nonceRef, ...(session ? [session.ref] : []));
+    if (session) session.assertActive(sessionSnap!);
+    return this.retried(nonceSnap!, draft, now.getTime(), (ref) => ref.get());
+  }
+
+  /** The message stored under the draft's nonce, if the nonce is still remembered and the draft retries it. */
+  private async retried(nonceSnap: DocumentSnapshot, draft: MessageDraft, nowMs: number, read: Read): Promise<MessageRecord | undefined> {
+    const nonce = nonceSnap.data() as NonceRecord | undefined;
+    // A record past its retention may linger until the TTL policy deletes it: it still refuses the nonce.
+    if (!nonce || nonce.senderId !== draft.senderId || nonce.expiresAt.toMillis() <= nowMs) return undefined;
+    const original = await read(this.messages.doc(nonce.messageId));
+    const stored = original.data() as StoredMessage | undefined;
+    return stored && isRetryOf(draft, stored) ? toMessageRecord(original.id, stored) : undefined;
   }
 
   /**

@@ -25,14 +25,16 @@ export function messageRoutes(sender: MessageSender, messages: MessageRepository
     checkContentSize(req.body);
     const input = parseInput(sendMessageSchema, req.body);
     const { userId, sessionId } = caller(res);
-    const { record, rateLimit } = await sender.send(userId, input, auth.sessions.guard(sessionId, userId));
-    res.set(rateLimitHeaders(rateLimit));
-    res.status(201).json({
+    const { record, rateLimit, duplicate } = await sender.send(userId, input, auth.sessions.guard(sessionId, userId));
+    // A retry took no token from the pair's bucket, so it has no rate to report.
+    if (rateLimit) res.set(rateLimitHeaders(rateLimit));
+    res.status(duplicate ? 200 : 201).json({
       success: true,
       messageId: record.id,
       timestamp: record.timestamp,
       sequenceNumber: record.sequenceNumber,
       message: record,
+      ...(duplicate ? { duplicate: true } : {}),
     });
   });
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AppError } from "../shared/errors";
 import { isoTime, succeeded } from "../shared/responses";
 import { BASE64_TEXT, base64Text, idOf, text } from "../shared/validation";
+import { MAX_SEQUENCE_JUMP, MAX_SEQUENCE_NUMBER } from "./sequence";
 
 /** Signal's per-message limit: 96 KiB of ciphertext (as the base64 text the client sends). */
 export const MAX_ENCRYPTED_CONTENT_LENGTH = 96 * 1024;
@@ -31,13 +32,16 @@ export const sendMessageSchema = z.object({
   messageType: text()
     .regex(/^[a-z][a-z0-9_]{0,19}$/, "must be 1-20 lower-case letters, digits or underscores")
     .default("text"),
+  // Only the type here: the bounds depend on the pair's last number, so they are checked where it is
+  // read (sequence.ts), and every refusal for range names it in details.lastSequenceNumber.
   sequenceNumber: z
     .number({ error: "must be a number" })
-    .int("must be an integer")
-    .min(1, "must be at least 1")
-    .max(Number.MAX_SAFE_INTEGER, "is too large")
+    .refine(Number.isInteger, "must be an integer")
+    .meta({ type: "integer", minimum: 1, maximum: MAX_SEQUENCE_NUMBER })
     .optional()
-    .describe("Greater than the pair's last (else 409 REPLAY_DETECTED), stored as sent; absent, the server assigns last + 1"),
+    .describe(
+      `Greater than the pair's last (else 409 REPLAY_DETECTED) and at most ${MAX_SEQUENCE_JUMP} greater (else 400 VALIDATION_ERROR with details.lastSequenceNumber), stored as sent; absent, the server assigns last + 1`,
+    ),
 });
 export type SendMessageInput = z.infer<typeof sendMessageSchema>;
 
@@ -93,6 +97,11 @@ export const sendMessageResponseSchema = succeeded({
   timestamp: isoTime(),
   sequenceNumber: z.number().int().min(1),
   message: messageRecordSchema,
+});
+
+/** A retry's answer (200): exactly the original send's body, plus `duplicate: true`. */
+export const sendMessageDuplicateResponseSchema = sendMessageResponseSchema.extend({
+  duplicate: z.literal(true).describe("This send repeated one already stored (same nonce and content): nothing new was stored"),
 });
 
 export const historyResponseSchema = succeeded({

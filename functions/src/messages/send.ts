@@ -16,6 +16,11 @@ export const MAX_CLIENT_TIMESTAMP_LEAD_MS = 60 * 1000;
  * message, its pair counter and its nonce in one transaction. Sends of one pair are serialized in this
  * process (they would only contend for the counter); other instances are kept honest by the
  * transaction itself.
+ *
+ * A retry (the same nonce and content as a message already stored, see retry.ts) is answered with
+ * that message and `duplicate: true`, for as long as the nonce is remembered (NONCE_RETENTION_MS):
+ * even once its client timestamp has left the clock window, since a client whose answer was lost must
+ * still learn its message id. Only the sender can retry (it is their nonce), and nothing is stored.
  */
 export class MessageSender {
   private readonly pairQueue = new KeyedQueue();
@@ -31,7 +36,6 @@ export class MessageSender {
     if (input.receiverId === senderId) {
       throw errors.validation("receiverId", "receiverId: you cannot send a message to yourself");
     }
-    this.checkClientTimestamp(input.timestamp);
     const draft = {
       messageId: newId("msg"),
       senderId,
@@ -45,18 +49,18 @@ export class MessageSender {
       clientTimestamp: input.timestamp,
       requestedSequence: input.sequenceNumber,
     };
-    return this.pairQueue.run(pairIdOf(senderId, input.receiverId), () =>
-      this.messages.append(draft, () => this.clock.now(), this.rate, session),
-    );
-  }
-
-  private checkClientTimestamp(timestamp: string): void {
-    const skew = this.clock.now().getTime() - Date.parse(timestamp);
-    if (skew > MAX_CLIENT_TIMESTAMP_AGE_MS) {
-      throw new AppError("STALE_TIMESTAMP", "timestamp is more than 5 minutes old", { field: "timestamp" });
-    }
+    const skew = this.clock.now().getTime() - Date.parse(input.timestamp);
     if (skew < -MAX_CLIENT_TIMESTAMP_LEAD_MS) {
       throw new AppError("STALE_TIMESTAMP", "timestamp is more than 60 seconds in the future", { field: "timestamp" });
     }
+    if (skew > MAX_CLIENT_TIMESTAMP_AGE_MS) {
+      // Too old to be stored: only a retry of a message already stored is answered.
+      const original = await this.messages.findRetry(draft, this.clock.now(), session);
+      if (original) return { record: original, duplicate: true };
+      throw new AppError("STALE_TIMESTAMP", "timestamp is more than 5 minutes old", { field: "timestamp" });
+    }
+    return this.pairQueue.run(pairIdOf(senderId, input.receiverId), () =>
+      this.messages.append(draft, () => this.clock.now(), this.rate, session),
+    );
   }
 }

@@ -159,10 +159,17 @@ export function buildOpenApiDocument() {
         },
       };
     }
-    const { success } = operation;
+    const { success, alsoSucceeds } = operation;
     const successContent = success.binary
       ? { "application/octet-stream": { schema: { type: "string", format: "binary" } } }
       : { "application/json": { schema: refTo(named(outputs, success.schema!, `${name}Response`)) } };
+    const alternative = alsoSucceeds && {
+      [String(alsoSucceeds.status)]: {
+        description: alsoSucceeds.description,
+        ...headersOf(alsoSucceeds.headers),
+        content: { "application/json": { schema: refTo(named(outputs, alsoSucceeds.schema, alsoSucceeds.component)) } },
+      },
+    };
 
     paths[operation.path] ??= {};
     paths[operation.path]![operation.method] = {
@@ -175,6 +182,7 @@ export function buildOpenApiDocument() {
       ...(requestBody ? { requestBody } : {}),
       responses: {
         [String(success.status)]: { description: success.description, ...headersOf(success.headers), content: successContent },
+        ...alternative,
         ...errorResponses(operation, outputs),
       },
     };

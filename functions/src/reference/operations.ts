@@ -32,6 +32,7 @@ import {
   historyParamsSchema,
   historyQuerySchema,
   historyResponseSchema,
+  sendMessageDuplicateResponseSchema,
   sendMessageResponseSchema,
   sendMessageSchema,
 } from "../messages/schema";
@@ -57,6 +58,16 @@ import {
 
 type ZodObject = z.ZodObject<z.ZodRawShape>;
 
+export interface SuccessResponse {
+  status: 200 | 201;
+  description: string;
+  /** The JSON body; absent for a binary download. */
+  schema?: z.ZodType;
+  /** A binary body (application/octet-stream). */
+  binary?: true;
+  headers?: Record<string, string>;
+}
+
 export interface Operation {
   /** Stable: the typed client's method for this operation is named after it. */
   operationId: string;
@@ -73,15 +84,9 @@ export interface Operation {
   body?: z.ZodType;
   /** A multipart/form-data body: text parts validated by `fields`, plus one binary part. */
   multipart?: { fields: ZodObject; filePart: string; fileDescription: string };
-  success: {
-    status: 200 | 201;
-    description: string;
-    /** The JSON body; absent for a binary download. */
-    schema?: z.ZodType;
-    /** A binary body (application/octet-stream). */
-    binary?: true;
-    headers?: Record<string, string>;
-  };
+  success: SuccessResponse;
+  /** Another success the operation may answer with instead: a JSON body under its own component name. */
+  alsoSucceeds?: SuccessResponse & { schema: z.ZodType; component: string };
   /** The errors specific to this operation; the generic ones (auth, body validation) are added by openapi.ts. */
   errors: ErrorCode[];
   /** An error answer that is more than the plain envelope, by HTTP status. */
@@ -283,10 +288,16 @@ export const OPERATIONS: Operation[] = [
     tag: "Messages",
     summary: "Send an encrypted message",
     description:
-      "Checked in this order, and nothing is stored on any refusal: shape (400), clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP), receiver exists (404), rate per pair (429), nonce unused by this sender (409 REPLAY_DETECTED), `sequenceNumber` greater than the pair's last (409 REPLAY_DETECTED with `details.lastSequenceNumber`; absent, the server assigns last + 1). `encryptedContent` over 98,304 characters is 413.",
+      "Checked in this order, and nothing is stored on any refusal: shape (400); a retry (a nonce this sender used within the last 15 minutes, with every other field equal to the message stored under it) answers 200 with that message's original answer plus `duplicate: true`, storing nothing and taking no rate; clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP); receiver exists (404); rate per pair (429); nonce unused by this sender (409 REPLAY_DETECTED); `sequenceNumber` an integer from 1 to 2^31-1 and at most 1000 greater than the pair's last (else 400 VALIDATION_ERROR with `details.lastSequenceNumber`) and greater than the last (else 409 REPLAY_DETECTED with `details.lastSequenceNumber`); absent, the server assigns last + 1. `encryptedContent` over 98,304 characters is 413.",
     auth: true,
     body: sendMessageSchema,
     success: { status: 201, description: "Stored", schema: sendMessageResponseSchema, headers: RATE_LIMIT_HEADERS },
+    alsoSucceeds: {
+      status: 200,
+      description: "A retry of a message already stored: its original answer, plus `duplicate: true`; nothing stored",
+      schema: sendMessageDuplicateResponseSchema,
+      component: "SendMessageDuplicateResponse",
+    },
     errors: ["STALE_TIMESTAMP", "NOT_FOUND", "REPLAY_DETECTED", "RATE_LIMITED"],
   },
   {

@@ -51,7 +51,8 @@ export const CLIENT_EVENTS: Record<string, ClientEvent> = {
     ack: joinRoomAckSchema,
   },
   send_message: {
-    description: "Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send.",
+    description:
+      "Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again.",
     payload: sendMessageSchema,
     ack: sendMessageAckSchema,
   },

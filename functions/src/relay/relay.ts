@@ -146,8 +146,8 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
         checkContentSize(payload);
         const input = parseInput(sendMessageSchema, payload);
         const { userId, sessionId } = socket.data;
-        const { record } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!)), config.firestoreDeadlineMs);
-        ack?.({ success: true, message: record });
+        const { record, duplicate } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!)), config.firestoreDeadlineMs);
+        ack?.({ success: true, message: record, ...(duplicate ? { duplicate: true as const } : {}) });
       } catch (error) {
         failSafely(socket, error, ack);
       }

@@ -51,7 +51,13 @@ export { messageRecordSchema };
 export const failedAckSchema = errorEnvelopeSchema;
 export const okAckSchema = succeeded({});
 export const joinRoomAckSchema = succeeded({ userId: idOf("user") });
-export const sendMessageAckSchema = succeeded({ message: messageRecordSchema });
+export const sendMessageAckSchema = succeeded({
+  message: messageRecordSchema,
+  duplicate: z
+    .literal(true)
+    .optional()
+    .describe("Present when the send repeated one already stored (same nonce and content): `message` is that one, nothing new was stored"),
+});
 
 // The event maps of the relay's Socket.IO server, from the schemas above (the typed client's maps,
 // client/src/generated.ts, are generated from the same schemas through reference/socket-events.ts).
