@@ -296,6 +296,9 @@ describe("every answer matches the document", () => {
     // The end of a session.
     bobSocket.disconnect();
     await documented("removeContact", alice.api.removeContact(bob.id));
+    await documented("blockUser", alice.api.blockUser({ userId: bob.id }));
+    expect(await documented("listBlockedUsers", alice.api.listBlockedUsers())).toMatchObject({ users: [{ id: bob.id, username: bob.username }] });
+    await documented("unblockUser", alice.api.unblockUser(bob.id));
     await documented("changePassword", bob.api.changePassword({ currentPassword: "correct horse battery staple", newPassword: "another horse battery staple" }));
     await documented("logoutAll", bob.api.logoutAll());
     const ended = documentedEvent(aliceSocket, "auth_error");

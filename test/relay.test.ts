@@ -20,9 +20,21 @@ afterAll(async () => {
   await a.close();
 });
 
+const addContact = (app: TestApp, user: RegisteredUser, other: RegisteredUser) =>
+  app.request("POST", "/api/users/add-contact", { token: user.token, body: { username: other.username } });
+
+/** Two users who have each other as contacts: presence and typing flow only between such pairs. */
 async function friends(): Promise<[RegisteredUser, RegisteredUser]> {
   const [alice, bob] = await Promise.all([registerUser(a), registerUser(a)]);
-  await a.request("POST", "/api/users/add-contact", { token: alice.token, body: { username: bob.username } });
+  await addContact(a, alice, bob);
+  await addContact(a, bob, alice);
+  return [alice, bob];
+}
+
+/** Alice has Bob as a contact; Bob has not added Alice. */
+async function oneWay(): Promise<[RegisteredUser, RegisteredUser]> {
+  const [alice, bob] = await Promise.all([registerUser(a), registerUser(a)]);
+  await addContact(a, alice, bob);
   return [alice, bob];
 }
 
@@ -267,7 +279,8 @@ describe("the instance's event feed", () => {
     const d = await startTestApp({ TYPING_LIMIT: "100000" }, { projectId: c.projectId, relay: { eventFeedRollMs: 100 } });
     try {
       const [alice, bob] = await Promise.all([registerUser(c), registerUser(c)]);
-      await c.request("POST", "/api/users/add-contact", { token: alice.token, body: { username: bob.username } });
+      await addContact(c, alice, bob);
+      await addContact(c, bob, alice);
       const aliceSocket = await connectAs(c, alice.token);
       const bobSocket = await connectAs(d, bob.token);
       // Events are addressed to the instances in the receiver's presence: wait until Bob's is written.
@@ -307,12 +320,31 @@ describe("typing", () => {
     const stop = nextEvent(bobSocket, "typing_indicator");
     aliceSocket.emit("typing_stop", { contactId: bob.id });
     expect(await stop).toMatchObject({ isTyping: false });
-    // Bob added nobody, but Alice added Bob: the relation counts both ways.
-    expect(await emitWithAck(bobSocket, "typing_start", { contactId: alice.id })).toMatchObject({ success: true });
     expect(await emitWithAck(aliceSocket, "typing_start", { contactId: carol.id })).toMatchObject({ success: false, error: { code: "FORBIDDEN" } });
     expect(await emitWithAck(aliceSocket, "typing_start", { contactId: "../x" })).toMatchObject({ success: false, error: { code: "VALIDATION_ERROR" } });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(carolSees).toEqual([]);
+  });
+
+  it("when only one of the two has the other as a contact, then no typing_indicator flows either way", async () => {
+    const [alice, bob] = await oneWay();
+    const aliceSocket = await connectAs(a, alice.token);
+    const bobSocket = await connectAs(b, bob.token);
+    const aliceSees = collect(aliceSocket, "typing_indicator");
+    const bobSees = collect(bobSocket, "typing_indicator");
+    // Bob has not added Alice: refused, on his own list alone.
+    expect(await emitWithAck(bobSocket, "typing_start", { contactId: alice.id })).toMatchObject({ success: false, error: { code: "FORBIDDEN" } });
+    // Alice has Bob, Bob has not added her back: acknowledged (the answer does not tell Bob's list) and dropped.
+    expect(await emitWithAck(aliceSocket, "typing_start", { contactId: bob.id })).toEqual({ success: true });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(aliceSees).toEqual([]);
+    expect(bobSees).toEqual([]);
+
+    // Once Bob adds Alice back, it flows.
+    await addContact(a, bob, alice);
+    const indicator = nextEvent(bobSocket, "typing_indicator");
+    expect(await emitWithAck(aliceSocket, "typing_start", { contactId: bob.id })).toEqual({ success: true });
+    expect(await indicator).toMatchObject({ fromUserId: alice.id, isTyping: true });
   });
 
   it("when typing events come too fast, then they are refused with RATE_LIMITED", async () => {
@@ -336,9 +368,28 @@ describe("presence", () => {
     const offline = nextEvent(bobSocket, "user_offline");
     aliceSocket.disconnect();
     expect(await offline).toMatchObject({ userId: alice.id, status: "offline", lastSeen: expect.any(String) });
-    await b.request("POST", "/api/users/add-contact", { token: bob.token, body: { username: alice.username } });
     const bobView = await b.request("GET", "/api/users/contacts", { token: bob.token });
     expect(bobView.body.contacts[0]).toMatchObject({ id: alice.id, isOnline: false, lastSeen: expect.any(String) });
+  });
+
+  it("when only one of the two has the other as a contact, then neither gets user_online / user_offline and the contacts API hides presence", async () => {
+    const [alice, bob, carol] = await Promise.all([registerUser(a), registerUser(a), registerUser(a)]);
+    await addContact(a, alice, bob); // one way: Alice has Bob, Bob has not added her
+    await addContact(a, bob, carol); // one way: Bob has Carol
+    await addContact(a, carol, bob); // Carol has Bob too: the control pair
+    const bobSocket = await connectAs(b, bob.token);
+    const bobSees = collect(bobSocket, "user_online");
+    const aliceSocket = await connectAs(a, alice.token);
+    const aliceSees = collect(aliceSocket, "user_online");
+    const carolOnline = nextEvent(bobSocket, "user_online");
+    await connectAs(a, carol.token);
+    expect(await carolOnline).toMatchObject({ userId: carol.id });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(bobSees.map((event) => event.userId)).toEqual([carol.id]);
+    expect(aliceSees).toEqual([]);
+
+    const aliceView = await a.request("GET", "/api/users/contacts", { token: alice.token });
+    expect(aliceView.body.contacts).toEqual([expect.objectContaining({ id: bob.id, isOnline: false, lastSeen: null })]);
   });
 
   it("when a relay instance dies without a goodbye, then a survivor sweeps it and its users go offline", async () => {

@@ -199,9 +199,10 @@ describe("GET /api/users/contacts", () => {
     }
   });
 
-  it("when the contact has logged in, then lastSeen is their last login time", async () => {
+  it("when a mutual contact has logged in, then lastSeen is their last login time", async () => {
     const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
     await addContact(alice, bob.username);
+    await addContact(bob, alice.username);
     const bobLogin = await login(bob);
 
     const [contact] = (await listContacts(alice)).body.contacts;
@@ -209,6 +210,29 @@ describe("GET /api/users/contacts", () => {
     expect(contact.lastSeen).toMatch(ISO_UTC);
     expect(contact.lastSeen).toBe(bobLogin.body.user.lastLogin);
     expect(contact.isOnline).toBe(false);
+  });
+
+  it("when the contact has not added the user back, then their presence is hidden: lastSeen null, isOnline false", async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    await addContact(alice, bob.username);
+    await login(bob);
+
+    const [contact] = (await listContacts(alice)).body.contacts;
+
+    expect(contact).toMatchObject({ id: bob.id, lastSeen: null, isOnline: false });
+  });
+
+  it("when either of two mutual contacts blocks the other, then neither sees the other's lastSeen", async () => {
+    const [alice, bob] = await Promise.all([registerUser(app), registerUser(app)]);
+    await addContact(alice, bob.username);
+    await addContact(bob, alice.username);
+    await Promise.all([login(alice), login(bob)]);
+    expect((await listContacts(alice)).body.contacts[0].lastSeen).toMatch(ISO_UTC);
+
+    await app.request("POST", "/api/users/block", { token: bob.token, body: { userId: alice.id } });
+
+    expect((await listContacts(alice)).body.contacts[0]).toMatchObject({ lastSeen: null, isOnline: false });
+    expect((await listContacts(bob)).body.contacts[0]).toMatchObject({ lastSeen: null, isOnline: false });
   });
 
   it("when A adds B, then B does not see A until B adds A too (the relation is one-directional)", async () => {

@@ -32,6 +32,15 @@ export interface AuthenticatePayload {
   token: string;
 }
 
+export interface BlockUserRequest {
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  userId: string;
+}
+
+export interface BlockUserResponse {
+  success: true;
+}
+
 export interface ChangePasswordRequest {
   /** minLength: 1 */
   currentPassword: string;
@@ -54,9 +63,9 @@ export interface Contact {
   publicKey: string;
   /** format: date-time */
   addedAt: string;
-  /** Last time online (or the last login until the relay has seen the user) */
+  /** Last time online (or the last login until the relay has seen the user); null unless the two are mutual contacts and neither blocks the other */
   lastSeen: string | null;
-  /** Has a socket on a live relay instance */
+  /** Has a socket on a live relay instance; false unless the two are mutual contacts and neither blocks the other */
   isOnline: boolean;
 }
 
@@ -67,7 +76,7 @@ export interface DoneResponse {
 
 export interface ErrorBody {
   /** Stable; the table is in docs/API.md */
-  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
   /** For people; never echoes submitted values */
   message: string;
   /** `field` names the offending field of a validation error */
@@ -257,6 +266,16 @@ export interface KeyExchangeResponseEvent {
   /** ECDSA by the target's registered key over the UTF-8 bytes of ephemeralPublicKey */
   signature: string;
   status: "completed";
+}
+
+export interface ListBlockedUsersResponse {
+  success: true;
+  /** In the order they were blocked */
+  users: {
+    /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+    id: string;
+    username: string;
+  }[];
 }
 
 export interface ListContactsResponse {
@@ -558,6 +577,10 @@ export interface TypingPayload {
   contactId: string;
 }
 
+export interface UnblockUserResponse {
+  success: true;
+}
+
 export interface UploadFileRequest {
   /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
@@ -599,11 +622,11 @@ export interface ServerToClientEvents {
   key_exchange_request: (payload: KeyExchangeRequestEvent, ack: () => void) => void;
   /** To the initiator, when the target responded. Acknowledge with the ack callback. */
   key_exchange_response: (payload: KeyExchangeResponseEvent, ack: () => void) => void;
-  /** A contact (either direction of the relation) came online. */
+  /** A mutual contact (each has the other as a contact, neither blocks the other) came online. */
   user_online: (payload: PresenceEvent) => void;
-  /** A contact went offline. */
+  /** A mutual contact went offline. */
   user_offline: (payload: PresenceEvent) => void;
-  /** A contact is typing to you (or stopped). */
+  /** A mutual contact is typing to you (or stopped). */
   typing_indicator: (payload: TypingIndicatorEvent) => void;
 }
 
@@ -613,11 +636,11 @@ export interface ClientToServerEvents {
   authenticate: (payload: AuthenticatePayload) => void;
   /** An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room. */
   join_room: (payload: JoinRoomPayload, ack: (response: JoinRoomAck | ErrorEnvelope) => void) => void;
-  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. */
+  /** Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. A receiver who blocks the sender: BLOCKED. */
   send_message: (payload: SendMessageRequest, ack: (response: SendMessageAck | ErrorEnvelope) => void) => void;
   /** Acknowledge a delivered message (the alternative to the `message_received` ack callback). */
   message_ack: (payload: MessageAckPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
-  /** Tell a contact you are typing: FORBIDDEN unless one of the two has the other as a contact; RATE_LIMITED past 10 in a burst, then 2 per second. */
+  /** Tell a contact you are typing: FORBIDDEN unless you have them as a contact; acknowledged but dropped (not delivered) unless they have you as a contact too and neither of you blocks the other; RATE_LIMITED past 10 in a burst, then 2 per second. */
   typing_start: (payload: TypingPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
   /** Tell a contact you stopped typing (same rules as typing_start). */
   typing_stop: (payload: TypingPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
@@ -667,6 +690,12 @@ export interface Operations {
   addContact: { args: [body: AddContactRequest]; response: AddContactResponse };
   /** DELETE /users/contacts/{contactId}: Remove a contact */
   removeContact: { args: [contactId: string]; response: DoneResponse };
+  /** POST /users/block: Block a user */
+  blockUser: { args: [body: BlockUserRequest]; response: BlockUserResponse };
+  /** DELETE /users/block/{userId}: Unblock a user */
+  unblockUser: { args: [userId: string]; response: UnblockUserResponse };
+  /** GET /users/blocked: The users the caller blocks */
+  listBlockedUsers: { args: []; response: ListBlockedUsersResponse };
   /** GET /users/search: Find users by username prefix */
   searchUsers: { args: [query: SearchUsersQuery]; response: SearchUsersResponse };
   /** POST /messages/send: Send an encrypted message */
@@ -707,6 +736,9 @@ export const operations = {
   listContacts: { method: "GET", path: "/users/contacts", pathParams: [], body: null, query: false, binary: false, auth: true },
   addContact: { method: "POST", path: "/users/add-contact", pathParams: [], body: "json", query: false, binary: false, auth: true },
   removeContact: { method: "DELETE", path: "/users/contacts/{contactId}", pathParams: ["contactId"], body: null, query: false, binary: false, auth: true },
+  blockUser: { method: "POST", path: "/users/block", pathParams: [], body: "json", query: false, binary: false, auth: true },
+  unblockUser: { method: "DELETE", path: "/users/block/{userId}", pathParams: ["userId"], body: null, query: false, binary: false, auth: true },
+  listBlockedUsers: { method: "GET", path: "/users/blocked", pathParams: [], body: null, query: false, binary: false, auth: true },
   searchUsers: { method: "GET", path: "/users/search", pathParams: [], body: null, query: true, binary: false, auth: true },
   sendMessage: { method: "POST", path: "/messages/send", pathParams: [], body: "json", query: false, binary: false, auth: true },
   getHistory: { method: "GET", path: "/messages/{contactId}", pathParams: ["contactId"], body: null, query: true, binary: false, auth: true },

@@ -1,6 +1,7 @@
 import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
-import { AppError } from "../shared/errors";
+import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
+import { blockRefOf } from "../users/repository";
 import type { z } from "zod";
 import { FILE_PART, type fileRecordSchema } from "./schema";
 
@@ -86,10 +87,17 @@ export class FileRepository {
     const fileRef = this.files.doc(fileId);
     const usageRef = this.usage.doc(draft.uploaderId);
     return this.db.runTransaction(async (tx) => {
-      const [existing, receiver, usageSnap] = await tx.getAll(fileRef, this.users.doc(draft.receiverId), usageRef);
+      // The receiver's block of the uploader is read here, so a block that commits first refuses the file.
+      const [existing, receiver, usageSnap, block] = await tx.getAll(
+        fileRef,
+        this.users.doc(draft.receiverId),
+        usageRef,
+        blockRefOf(this.db, draft.receiverId, draft.uploaderId),
+      );
       // The SDK may retry an attempt that did commit: finding our own record means it is stored.
       if (existing!.exists) return existing!.data() as StoredFile;
       if (!receiver!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
+      if (block!.exists) throw errors.blocked();
       const usage = usageOf(usageSnap!.data());
       if (usage.bytes + draft.size > terms.quotaBytes) {
         throw quotaExceeded(terms.quotaBytes, usage.bytes);

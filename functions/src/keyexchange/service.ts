@@ -49,6 +49,7 @@ export class KeyExchangeService {
     if (!(await this.users.findById(input.targetUserId))) {
       throw new AppError("NOT_FOUND", "Target user not found", { field: "targetUserId" });
     }
+    if (await this.users.isBlocking(input.targetUserId, initiatorId)) throw errors.blocked();
     await this.checkSignature(initiatorId, input.ephemeralPublicKey, input.signature);
 
     const id = newId("exchange");

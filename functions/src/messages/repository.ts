@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { FieldPath, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore, type Query } from "firebase-admin/firestore";
-import { AppError } from "../shared/errors";
+import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
 import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
 import type { UserEvents } from "../relay/events";
 import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
+import { blockRefOf } from "../users/repository";
 import { isRetryOf } from "./retry";
 import { sequenceNumberFor } from "./sequence";
 
@@ -114,10 +115,16 @@ export class MessageRepository {
 
   /**
    * Stores one message in one transaction with its pair counter, its nonce record and its routing
-   * events: all commit or none does. Every refusal (ended session, unknown receiver, replayed nonce or
-   * sequence number, sequence number out of bounds, rate) throws before anything is written. A retry of
-   * a message already stored (see isRetryOf) writes nothing and answers that message, before the rate
-   * and every other check but the session's.
+   * events: all commit or none does. Every refusal (ended session, unknown receiver, a block by the
+   * receiver, replayed nonce or sequence number, sequence number out of bounds, rate) throws before
+   * anything is written. A retry of a message already stored (see isRetryOf) writes nothing and answers
+   * that message, before the rate and every other check but the session's: a block is checked after
+   * it, since the retried message was stored before the block (and stays in history) and answering it
+   * again stores nothing and tells the sender nothing new.
+   *
+   * The receiver's block document (users/{receiver}/blocked/{sender}) is read in the transaction, so a
+   * block that commits first refuses the send, and one that commits after finds a message that was
+   * stored before it.
    *
    * Routing: the transaction reads the receiver's presence document and writes a `message_received`
    * event into the feed of each relay instance listed there. A connection registers itself in that same
@@ -134,11 +141,12 @@ export class MessageRepository {
     const receiverRef = this.users.doc(draft.receiverId);
     const messageRef = this.messages.doc(draft.messageId);
     const presenceRef = this.routing.presenceRef(draft.receiverId);
+    const blockRef = blockRefOf(this.db, draft.receiverId, draft.senderId);
 
     return this.db.runTransaction(async (tx) => {
       // The sender's session is read with the rest, so the message is stored only if it is active now.
-      const refs = [pairRef, nonceRef, receiverRef, messageRef, presenceRef, ...(session ? [session.ref] : [])];
-      const [pairSnap, nonceSnap, receiverSnap, existing, presenceSnap, sessionSnap] = await tx.getAll(...refs);
+      const refs = [pairRef, nonceRef, receiverRef, messageRef, presenceRef, blockRef, ...(session ? [session.ref] : [])];
+      const [pairSnap, nonceSnap, receiverSnap, existing, presenceSnap, blockSnap, sessionSnap] = await tx.getAll(...refs);
       const nowMs = now().getTime();
       const pair = pairSnap!.data() as PairCounter | undefined;
 
@@ -152,6 +160,7 @@ export class MessageRepository {
       const original = await this.retried(nonceSnap!, draft, nowMs, (ref) => tx.get(ref));
       if (original) return { record: original, duplicate: true };
       if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
+      if (blockSnap!.exists) throw errors.blocked();
 
       const { tokens, decision } = takeSendToken(pair, nowMs, rate);
       enforce(decision);

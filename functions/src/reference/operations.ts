@@ -41,12 +41,17 @@ import { errorEnvelopeSchema, isoTime, succeeded } from "../shared/responses";
 import {
   addContactResponseSchema,
   addContactSchema,
+  blockedUsersResponseSchema,
+  blockParamsSchema,
+  blockResponseSchema,
+  blockSchema,
   contactParamsSchema,
   contactsResponseSchema,
   profileResponseSchema,
   removeContactResponseSchema,
   searchQuerySchema,
   searchResponseSchema,
+  unblockResponseSchema,
 } from "../users/schema";
 
 /**
@@ -241,6 +246,8 @@ export const OPERATIONS: Operation[] = [
     path: "/users/contacts",
     tag: "Users",
     summary: "The caller's contacts, with presence",
+    description:
+      "`isOnline` and `lastSeen` are shown only for mutual contacts (each has the other as a contact) when neither blocks the other; for anyone else `isOnline` is false and `lastSeen` null.",
     auth: true,
     success: { status: 200, description: "The contacts, in the order they were added", schema: contactsResponseSchema },
     errors: [],
@@ -269,6 +276,41 @@ export const OPERATIONS: Operation[] = [
     errors: ["NOT_FOUND"],
   },
   {
+    operationId: "blockUser",
+    method: "post",
+    path: "/users/block",
+    tag: "Users",
+    summary: "Block a user",
+    description:
+      "Idempotent. While you block someone, their messages, key exchanges and files to you are refused with 403 BLOCKED, their typing indicators to you are dropped, and neither of you sees the other's presence. Messages stored before the block stay in history. At most 1000 blocked users; counted against the contact-writes limit.",
+    auth: true,
+    body: blockSchema,
+    success: { status: 200, description: "Blocked (or already blocked)", schema: blockResponseSchema },
+    errors: ["NOT_FOUND", "LIMIT_EXCEEDED", "RATE_LIMITED"],
+  },
+  {
+    operationId: "unblockUser",
+    method: "delete",
+    path: "/users/block/{userId}",
+    tag: "Users",
+    summary: "Unblock a user",
+    description: "Idempotent: unblocking someone you do not block succeeds too. Counted against the contact-writes limit.",
+    auth: true,
+    params: blockParamsSchema,
+    success: { status: 200, description: "Not blocked (any more)", schema: unblockResponseSchema },
+    errors: ["RATE_LIMITED"],
+  },
+  {
+    operationId: "listBlockedUsers",
+    method: "get",
+    path: "/users/blocked",
+    tag: "Users",
+    summary: "The users the caller blocks",
+    auth: true,
+    success: { status: 200, description: "The blocked users, in the order they were blocked", schema: blockedUsersResponseSchema },
+    errors: [],
+  },
+  {
     operationId: "searchUsers",
     method: "get",
     path: "/users/search",
@@ -288,7 +330,7 @@ export const OPERATIONS: Operation[] = [
     tag: "Messages",
     summary: "Send an encrypted message",
     description:
-      "Checked in this order, and nothing is stored on any refusal: shape (400); a retry (a nonce this sender used within the last 15 minutes, with every other field equal to the message stored under it) answers 200 with that message's original answer plus `duplicate: true`, storing nothing and taking no rate; clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP); receiver exists (404); rate per pair (429); nonce unused by this sender (409 REPLAY_DETECTED); `sequenceNumber` an integer from 1 to 2^31-1 and at most 1000 greater than the pair's last (else 400 VALIDATION_ERROR with `details.lastSequenceNumber`) and greater than the last (else 409 REPLAY_DETECTED with `details.lastSequenceNumber`); absent, the server assigns last + 1. `encryptedContent` over 98,304 characters is 413.",
+      "Checked in this order, and nothing is stored on any refusal: shape (400); a retry (a nonce this sender used within the last 15 minutes, with every other field equal to the message stored under it) answers 200 with that message's original answer plus `duplicate: true`, storing nothing and taking no rate; clock (`timestamp` within 5 minutes back and 60 s ahead, else 400 STALE_TIMESTAMP); receiver exists (404); the receiver does not block the caller (403 BLOCKED); rate per pair (429); nonce unused by this sender (409 REPLAY_DETECTED); `sequenceNumber` an integer from 1 to 2^31-1 and at most 1000 greater than the pair's last (else 400 VALIDATION_ERROR with `details.lastSequenceNumber`) and greater than the last (else 409 REPLAY_DETECTED with `details.lastSequenceNumber`); absent, the server assigns last + 1. `encryptedContent` over 98,304 characters is 413.",
     auth: true,
     body: sendMessageSchema,
     success: { status: 201, description: "Stored", schema: sendMessageResponseSchema, headers: RATE_LIMIT_HEADERS },
@@ -298,7 +340,7 @@ export const OPERATIONS: Operation[] = [
       schema: sendMessageDuplicateResponseSchema,
       component: "SendMessageDuplicateResponse",
     },
-    errors: ["STALE_TIMESTAMP", "NOT_FOUND", "REPLAY_DETECTED", "RATE_LIMITED"],
+    errors: ["STALE_TIMESTAMP", "NOT_FOUND", "BLOCKED", "REPLAY_DETECTED", "RATE_LIMITED"],
   },
   {
     operationId: "getHistory",
@@ -322,11 +364,11 @@ export const OPERATIONS: Operation[] = [
     tag: "KeyExchange",
     summary: "Start a key exchange",
     description:
-      "`signature`: ECDSA by the caller's registered key over the UTF-8 bytes of `ephemeralPublicKey` exactly as sent (SHA-256 for P-256, SHA-384 for P-384), base64 of IEEE P1363 (what Web Crypto returns) or DER. Older pending exchanges between the two users become `superseded`. The target gets `key_exchange_request`.",
+      "`signature`: ECDSA by the caller's registered key over the UTF-8 bytes of `ephemeralPublicKey` exactly as sent (SHA-256 for P-256, SHA-384 for P-384), base64 of IEEE P1363 (what Web Crypto returns) or DER. Older pending exchanges between the two users become `superseded`. The target gets `key_exchange_request`. A target who blocks the caller answers 403 BLOCKED.",
     auth: true,
     body: initiateSchema,
     success: { status: 201, description: "Pending until the target responds", schema: initiateResponseSchema },
-    errors: ["INVALID_SIGNATURE", "NOT_FOUND"],
+    errors: ["INVALID_SIGNATURE", "NOT_FOUND", "BLOCKED"],
   },
   {
     operationId: "respondKeyExchange",
@@ -370,7 +412,7 @@ export const OPERATIONS: Operation[] = [
     tag: "Files",
     summary: "Upload an encrypted file",
     description:
-      "multipart/form-data, parts in any order. Files over FILE_MAX_BYTES (25 MiB) are 413 PAYLOAD_TOO_LARGE; over the uploader's quota 413 QUOTA_EXCEEDED; 30 uploads per user per hour. The filename is sanitized (control and invisible characters removed, last path segment kept), never refused for that.",
+      "multipart/form-data, parts in any order. Files over FILE_MAX_BYTES (25 MiB) are 413 PAYLOAD_TOO_LARGE; over the uploader's quota 413 QUOTA_EXCEEDED; 30 uploads per user per hour. The filename is sanitized (control and invisible characters removed, last path segment kept), never refused for that. A receiver who blocks the uploader answers 403 BLOCKED (nothing is kept).",
     auth: true,
     multipart: {
       fields: uploadFieldsSchema,
@@ -378,7 +420,7 @@ export const OPERATIONS: Operation[] = [
       fileDescription: "The ciphertext (a Blob in FormData); not empty. Its own filename and content type are ignored.",
     },
     success: { status: 201, description: "Stored", schema: uploadResponseSchema, headers: RATE_LIMIT_HEADERS },
-    errors: ["NOT_FOUND", "QUOTA_EXCEEDED", "RATE_LIMITED", "SERVICE_UNAVAILABLE"],
+    errors: ["NOT_FOUND", "BLOCKED", "QUOTA_EXCEEDED", "RATE_LIMITED", "SERVICE_UNAVAILABLE"],
   },
   {
     operationId: "downloadFile",

@@ -52,7 +52,7 @@ export const CLIENT_EVENTS: Record<string, ClientEvent> = {
   },
   send_message: {
     description:
-      "Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again.",
+      "Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. A receiver who blocks the sender: BLOCKED.",
     payload: sendMessageSchema,
     ack: sendMessageAckSchema,
   },
@@ -62,7 +62,7 @@ export const CLIENT_EVENTS: Record<string, ClientEvent> = {
     ack: okAckSchema,
   },
   typing_start: {
-    description: "Tell a contact you are typing: FORBIDDEN unless one of the two has the other as a contact; RATE_LIMITED past 10 in a burst, then 2 per second.",
+    description: "Tell a contact you are typing: FORBIDDEN unless you have them as a contact; acknowledged but dropped (not delivered) unless they have you as a contact too and neither of you blocks the other; RATE_LIMITED past 10 in a burst, then 2 per second.",
     payload: typingSchema,
     ack: okAckSchema,
   },
@@ -97,9 +97,9 @@ export const SERVER_EVENTS: Record<string, ServerEvent> = {
     payload: keyExchangeResponseEventSchema,
     clientAcks: true,
   },
-  user_online: { description: "A contact (either direction of the relation) came online.", payload: presenceEventSchema },
-  user_offline: { description: "A contact went offline.", payload: presenceEventSchema },
-  typing_indicator: { description: "A contact is typing to you (or stopped).", payload: typingIndicatorSchema },
+  user_online: { description: "A mutual contact (each has the other as a contact, neither blocks the other) came online.", payload: presenceEventSchema },
+  user_offline: { description: "A mutual contact went offline.", payload: presenceEventSchema },
+  typing_indicator: { description: "A mutual contact is typing to you (or stopped).", payload: typingIndicatorSchema },
 };
 
 /** Every ack callback may instead receive this (refused: validation, authorization, rate). */

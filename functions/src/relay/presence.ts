@@ -170,10 +170,13 @@ export class PresenceTracker extends FirestorePresenceDirectory {
     if (!stillOnline) await this.announce(userId, "user_offline", lastSeen);
   }
 
-  /** user_online / user_offline to every contact (both directions); only connected ones get a write. */
+  /**
+   * user_online / user_offline to the user's presence peers (mutual contacts, no block either way:
+   * UserRepository.presencePeers); only connected ones get a write.
+   */
   private async announce(userId: string, type: "user_online" | "user_offline", at: Date): Promise<void> {
-    const related = await this.users.relatedUserIds(userId);
-    await this.events.publishToMany(related, type, {
+    const peers = await this.users.presencePeers(userId);
+    await this.events.publishToMany([...peers], type, {
       userId,
       status: type === "user_online" ? "online" : "offline",
       lastSeen: at.toISOString(),

@@ -7,15 +7,19 @@ import type { UserEvents } from "./events";
 import { typingSchema } from "./schema";
 
 /**
- * Typing indicators go only to someone related by contact (either direction), and at most `policy`
- * per socket (TYPING_LIMIT per TYPING_WINDOW_SECONDS: a burst of 10, then 2 a second by default).
- * Per process is enough here: abuse costs one socket's worth of writes, and the socket can be dropped.
+ * Typing indicators flow only between presence peers: mutual contacts with no block either way (the
+ * rule presence follows, UserRepository.presenceRelation). Typing to someone not in your own contacts
+ * is refused with FORBIDDEN (the answer depends only on your own list); typing to a contact who has
+ * not added you back, or when either of you blocks the other, is acknowledged and dropped, so the
+ * answer never tells what the other side's contacts or blocks are.
+ *
+ * The relation is read on every indicator, not cached, so a block or a removed contact takes effect at
+ * once; at most `policy` per socket (TYPING_LIMIT per TYPING_WINDOW_SECONDS: a burst of 10, then 2 a
+ * second by default) bounds those reads. Per process is enough here: abuse costs one socket's worth of
+ * writes, and the socket can be dropped.
  */
-const RELATION_CACHE_MS = 60_000;
-
 export class TypingLimiter {
   private readonly buckets: MemoryRateLimiter;
-  private readonly relations = new Map<string, { related: boolean; at: number }>();
 
   constructor(
     private readonly users: UserRepository,
@@ -25,18 +29,12 @@ export class TypingLimiter {
     this.buckets = new MemoryRateLimiter(clock);
   }
 
-  async check(socketId: string, fromUserId: string, toUserId: string): Promise<void> {
+  /** Throws when the indicator is refused; false when it is to be dropped silently. */
+  async check(socketId: string, fromUserId: string, toUserId: string): Promise<boolean> {
     enforce(this.buckets.consumeNow(socketId, this.policy));
-    const now = Date.now();
-
-    const key = `${fromUserId}>${toUserId}`;
-    let relation = this.relations.get(key);
-    if (!relation || now - relation.at > RELATION_CACHE_MS) {
-      relation = { related: await this.users.areRelated(fromUserId, toUserId), at: now };
-      this.relations.set(key, relation);
-      if (this.relations.size > 10_000) this.relations.delete(this.relations.keys().next().value!);
-    }
-    if (!relation.related) throw new AppError("FORBIDDEN", "Typing indicators go only to your contacts", { field: "contactId" });
+    const relation = await this.users.presenceRelation(fromUserId, toUserId);
+    if (!relation.fromHasTo) throw new AppError("FORBIDDEN", "Typing indicators go only to your contacts", { field: "contactId" });
+    return relation.peers;
   }
 
   forget(socketId: string): void {
@@ -44,13 +42,13 @@ export class TypingLimiter {
   }
 }
 
-/** typing_start / typing_stop: checked, then published to the contact's sockets wherever they are. */
+/** typing_start / typing_stop: checked, then published to the contact's sockets wherever they are (or dropped). */
 export function createTyping(users: UserRepository, events: UserEvents, policy: RateLimitPolicy, clock: Clock) {
   const limiter = new TypingLimiter(users, policy, clock);
   return {
     async indicate(socketId: string, fromUserId: string, payload: unknown, isTyping: boolean): Promise<void> {
       const { contactId } = parseInput(typingSchema, payload);
-      await limiter.check(socketId, fromUserId, contactId);
+      if (!(await limiter.check(socketId, fromUserId, contactId))) return;
       await events.publish(contactId, "typing_indicator", { fromUserId, toUserId: contactId, isTyping });
     },
     forget(socketId: string): void {

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   UNAUTHORIZED: 401,
   TOKEN_EXPIRED: 401,
   FORBIDDEN: 403,
+  BLOCKED: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   EMAIL_TAKEN: 409,
@@ -68,6 +69,7 @@ export const errors = {
   unauthorized: (message = "Authentication required") => new AppError("UNAUTHORIZED", message),
   tokenExpired: () => new AppError("TOKEN_EXPIRED", "Access token has expired"),
   forbidden: (message = "Not allowed") => new AppError("FORBIDDEN", message),
+  blocked: () => new AppError("BLOCKED", "This user has blocked you"),
   notFound: (what = "Resource") => new AppError("NOT_FOUND", `${what} not found`),
   internal: () => new AppError("INTERNAL_ERROR", "Internal server error"),
   rateLimited: (retryAfterSeconds: number, headers: Record<string, string> = {}) =>

@@ -9,6 +9,9 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     createdAt, lastLogin, lastSeen
  *   contacts/{contactUserId}          addedAt, contactUserId: one direction of the contact relation
  *                                     (I added them); the collection group answers "who added me"
+ *   blocked/{blockedUserId}           blockedAt: I block them. Read inside the send and file-upload
+ *                                     transactions (messages/repository.ts, files/repository.ts), and
+ *                                     for presence and typing (users/repository.ts presencePeers)
  * userEmails/{sha256(lower email)}    userId: uniqueness claim on the email
  * usernames/{usernameLower}           userId: uniqueness claim on the username
  * sessions/{sessionId}                userId, createdAt, expiresAt (TTL), revokedAt, refreshTokenHash,
@@ -58,6 +61,7 @@ import type { Firestore } from "firebase-admin/firestore";
 export const COLLECTIONS = {
   users: "users",
   contacts: "contacts",
+  blocked: "blocked",
   userEmails: "userEmails",
   usernames: "usernames",
   sessions: "sessions",

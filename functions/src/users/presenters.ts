@@ -14,6 +14,9 @@ export const publicUserSchema = z.object({
 });
 export type PublicUser = z.output<typeof publicUserSchema>;
 
+export const blockedUserSchema = z.object({ id: idOf("user"), username: z.string() });
+export type BlockedUser = z.output<typeof blockedUserSchema>;
+
 export const profileSchema = z.object({
   id: idOf("user"),
   email: z.string().describe("Lower-cased at registration"),
@@ -26,8 +29,10 @@ export type Profile = z.output<typeof profileSchema>;
 
 export const contactSchema = publicUserSchema.extend({
   addedAt: isoTime(),
-  lastSeen: isoTime().nullable().describe("Last time online (or the last login until the relay has seen the user)"),
-  isOnline: z.boolean().describe("Has a socket on a live relay instance"),
+  lastSeen: isoTime()
+    .nullable()
+    .describe("Last time online (or the last login until the relay has seen the user); null unless the two are mutual contacts and neither blocks the other"),
+  isOnline: z.boolean().describe("Has a socket on a live relay instance; false unless the two are mutual contacts and neither blocks the other"),
 });
 export type Contact = z.output<typeof contactSchema>;
 
@@ -50,6 +55,13 @@ export function toProfile(user: UserRecord): Profile {
 export function toPublicUser(user: UserRecord): PublicUser {
   return { id: user.id, username: user.username, publicKey: user.publicKey };
 }
+
+export function toBlockedUser(user: UserRecord): BlockedUser {
+  return { id: user.id, username: user.username };
+}
+
+/** What a user who does not share presence with the caller shows: nothing. */
+export const HIDDEN_PRESENCE: Presence = { isOnline: false, lastSeen: null };
 
 export function toContact(contact: ContactRecord, presence: Presence): Contact {
   return {

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 
@@ -29,6 +29,15 @@ export interface NewUser {
   passwordHash: string;
   publicKey: string;
   createdAt: Date;
+}
+
+/**
+ * The block document "blocker blocks blocked": users/{blockerId}/blocked/{blockedId}. Exported so the
+ * transactions that store something addressed to a user (messages, files) can read it among their
+ * own reads, which makes the refusal hold against a concurrent block.
+ */
+export function blockRefOf(db: Firestore, blockerId: string, blockedId: string): DocumentReference {
+  return db.collection(COLLECTIONS.users).doc(blockerId).collection(COLLECTIONS.blocked).doc(blockedId);
 }
 
 const emailClaimId = (email: string) => createHash("sha256").update(email.toLowerCase()).digest("hex");
@@ -161,22 +170,70 @@ export class UserRepository {
     }
   }
 
-  /** Everyone related to the user by contact, in either direction (presence goes to all of them). */
-  async relatedUserIds(userId: string): Promise<string[]> {
-    const [mine, theirs] = await Promise.all([
+  /**
+   * Everyone the user shares presence and typing with: users who have the user as a contact and whom
+   * the user has as a contact, with a block in neither direction (the rule of docs/API.md, "Presence").
+   */
+  async presencePeers(userId: string): Promise<Set<string>> {
+    const [mine, theirs, myBlocks] = await Promise.all([
       this.contactsOf(userId).select().get(),
       this.db.collectionGroup(COLLECTIONS.contacts).where("contactUserId", "==", userId).select().get(),
+      this.blockedBy(userId).select().get(),
     ]);
-    const ids = new Set(mine.docs.map((doc) => doc.id));
-    for (const link of theirs.docs) ids.add(link.ref.parent.parent!.id);
-    ids.delete(userId);
-    return [...ids];
+    const addedMe = new Set(theirs.docs.map((link) => link.ref.parent.parent!.id));
+    const blockedByMe = new Set(myBlocks.docs.map((doc) => doc.id));
+    const mutual = mine.docs.map((doc) => doc.id).filter((id) => id !== userId && addedMe.has(id) && !blockedByMe.has(id));
+    if (mutual.length === 0) return new Set();
+    // Whether they block the user: read from each candidate's own list (bounded by the user's contacts).
+    const theirBlocks = await this.db.getAll(...mutual.map((id) => blockRefOf(this.db, id, userId)));
+    return new Set(mutual.filter((_, index) => !theirBlocks[index]!.exists));
   }
 
-  /** True when either user has the other as a contact. */
-  async areRelated(userA: string, userB: string): Promise<boolean> {
-    const [ab, ba] = await this.db.getAll(this.contactsOf(userA).doc(userB), this.contactsOf(userB).doc(userA));
-    return ab!.exists || ba!.exists;
+  /** Whether presence and typing flow between the two (see presencePeers), and whether `from` has `to` as a contact. */
+  async presenceRelation(from: string, to: string): Promise<{ peers: boolean; fromHasTo: boolean }> {
+    const [fromTo, toFrom, fromBlocks, toBlocks] = await this.db.getAll(
+      this.contactsOf(from).doc(to),
+      this.contactsOf(to).doc(from),
+      blockRefOf(this.db, from, to),
+      blockRefOf(this.db, to, from),
+    );
+    const fromHasTo = fromTo!.exists;
+    return { fromHasTo, peers: fromHasTo && toFrom!.exists && !fromBlocks!.exists && !toBlocks!.exists };
+  }
+
+  private blockedBy(userId: string) {
+    return this.users.doc(userId).collection(COLLECTIONS.blocked);
+  }
+
+  /** Records that `blockerId` blocks `blockedId`; a block already there keeps its time. False when it was there. */
+  async block(blockerId: string, blockedId: string, at: Date): Promise<boolean> {
+    try {
+      await blockRefOf(this.db, blockerId, blockedId).create({ blockedAt: Timestamp.fromDate(at) });
+      return true;
+    } catch (error) {
+      if (firestoreCodeOf(error) === FIRESTORE_CODES.ALREADY_EXISTS) return false;
+      throw error;
+    }
+  }
+
+  async unblock(blockerId: string, blockedId: string): Promise<void> {
+    await blockRefOf(this.db, blockerId, blockedId).delete();
+  }
+
+  async isBlocking(blockerId: string, blockedId: string): Promise<boolean> {
+    return (await blockRefOf(this.db, blockerId, blockedId).get()).exists;
+  }
+
+  async countBlocked(userId: string): Promise<number> {
+    return (await this.blockedBy(userId).count().get()).data().count;
+  }
+
+  /** The users `userId` blocks, in the order they were blocked (accounts that no longer exist left out). */
+  async listBlocked(userId: string): Promise<UserRecord[]> {
+    const blocks = await this.blockedBy(userId).orderBy("blockedAt").get();
+    if (blocks.empty) return [];
+    const userDocs = await this.db.getAll(...blocks.docs.map((block) => this.users.doc(block.id)));
+    return userDocs.filter((doc) => doc.exists).map((doc) => fromStored(doc.id, doc.data() as StoredUser));
   }
 
   /** Removes the link; false when there was none. */

@@ -2,7 +2,7 @@ import { Router } from "express";
 import { caller } from "../auth/middleware";
 import type { EndpointLimits } from "../shared/endpoint-limits";
 import { parseInput } from "../shared/validation";
-import { addContactSchema, contactParamsSchema, searchQuerySchema } from "./schema";
+import { addContactSchema, blockParamsSchema, blockSchema, contactParamsSchema, searchQuerySchema } from "./schema";
 import type { UserService } from "./service";
 
 /** Every route here is mounted behind requireAuth. */
@@ -31,6 +31,23 @@ export function userRoutes(users: UserService, limits: Pick<EndpointLimits, "sea
   router.get("/search", limits.search, async (req, res) => {
     const { q, limit } = parseInput(searchQuerySchema, req.query, "query");
     res.json({ success: true, users: await users.search(caller(res).userId, q, limit) });
+  });
+
+  // Blocking and unblocking count against the contact-writes limit: both change who reaches whom.
+  router.post("/block", limits.contactWrites, async (req, res) => {
+    const { userId } = parseInput(blockSchema, req.body);
+    await users.block(caller(res).userId, userId);
+    res.json({ success: true });
+  });
+
+  router.delete("/block/:userId", limits.contactWrites, async (req, res) => {
+    const { userId } = parseInput(blockParamsSchema, req.params, "params");
+    await users.unblock(caller(res).userId, userId);
+    res.json({ success: true });
+  });
+
+  router.get("/blocked", async (_req, res) => {
+    res.json({ success: true, users: await users.blocked(caller(res).userId) });
   });
 
   return router;

@@ -2,12 +2,16 @@ import { z } from "zod";
 import { idOf, text } from "../shared/validation";
 import { usernameSchema } from "../auth/schema";
 import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
-import { contactSchema, profileSchema, publicUserSchema } from "./presenters";
+import { blockedUserSchema, contactSchema, profileSchema, publicUserSchema } from "./presenters";
 
 export const addContactSchema = z.object({ username: usernameSchema });
 export type AddContactInput = z.infer<typeof addContactSchema>;
 
 export const contactParamsSchema = z.object({ contactId: idOf("user") });
+
+export const blockSchema = z.object({ userId: idOf("user") });
+export type BlockInput = z.infer<typeof blockSchema>;
+export const blockParamsSchema = z.object({ userId: idOf("user") });
 
 export const SEARCH_DEFAULT_LIMIT = 10;
 export const SEARCH_MAX_LIMIT = 25;
@@ -32,3 +36,6 @@ export const contactsResponseSchema = succeeded({ contacts: z.array(contactSchem
 export const addContactResponseSchema = succeeded({ contact: publicUserSchema.extend({ addedAt: isoTime() }) });
 export const removeContactResponseSchema = doneResponseSchema;
 export const searchResponseSchema = succeeded({ users: z.array(publicUserSchema) });
+export const blockResponseSchema = succeeded({});
+export const unblockResponseSchema = succeeded({});
+export const blockedUsersResponseSchema = succeeded({ users: z.array(blockedUserSchema).describe("In the order they were blocked") });

@@ -1,11 +1,13 @@
 import type { Clock } from "../shared/clock";
 import { AppError, errors } from "../shared/errors";
 import type { PresenceDirectory } from "./presence";
-import { toContact, toProfile, toPublicUser } from "./presenters";
+import { HIDDEN_PRESENCE, toBlockedUser, toContact, toProfile, toPublicUser } from "./presenters";
 import type { UserRepository } from "./repository";
 
 /** Contacts per user: bounds the login response and the presence fan-out. */
 export const MAX_CONTACTS = 1000;
+/** Blocked users per user: bounds GET /users/blocked. */
+export const MAX_BLOCKED = 1000;
 
 export class UserService {
   constructor(
@@ -21,9 +23,10 @@ export class UserService {
   }
 
   async contacts(userId: string) {
-    const contacts = await this.users.listContacts(userId);
-    const presence = await this.presence.lookup(contacts.map((contact) => contact.user));
-    return contacts.map((contact) => toContact(contact, presence.get(contact.user.id)!));
+    const [contacts, peers] = await Promise.all([this.users.listContacts(userId), this.users.presencePeers(userId)]);
+    // Presence only between mutual contacts with no block either way; the others show none.
+    const presence = await this.presence.lookup(contacts.map((contact) => contact.user).filter((user) => peers.has(user.id)));
+    return contacts.map((contact) => toContact(contact, presence.get(contact.user.id) ?? HIDDEN_PRESENCE));
   }
 
   async addContact(userId: string, username: string) {
@@ -50,5 +53,25 @@ export class UserService {
     // One extra so that excluding the caller still leaves `limit` results.
     const found = await this.users.searchByUsernamePrefix(prefix, limit + 1);
     return found.filter((user) => user.id !== userId).slice(0, limit).map(toPublicUser);
+  }
+
+  /** Idempotent: blocking someone already blocked succeeds and keeps the first block's time. */
+  async block(userId: string, blockedId: string) {
+    if (blockedId === userId) throw errors.validation("userId", "userId: you cannot block yourself");
+    if (!(await this.users.findById(blockedId))) throw new AppError("NOT_FOUND", "User not found", { field: "userId" });
+    if (await this.users.isBlocking(userId, blockedId)) return;
+    if ((await this.users.countBlocked(userId)) >= MAX_BLOCKED) {
+      throw new AppError("LIMIT_EXCEEDED", `A user can block at most ${MAX_BLOCKED} users`);
+    }
+    await this.users.block(userId, blockedId, this.clock.now());
+  }
+
+  /** Idempotent: unblocking someone not blocked (or no user at all) succeeds. */
+  async unblock(userId: string, blockedId: string) {
+    await this.users.unblock(userId, blockedId);
+  }
+
+  async blocked(userId: string) {
+    return (await this.users.listBlocked(userId)).map(toBlockedUser);
   }
 }
