@@ -86,6 +86,9 @@ const ENDPOINTS: Array<{ name: string; method: string; path: () => string; body?
   { name: "POST /users/add-contact", method: "POST", path: () => "/api/users/add-contact", body: () => JSON.stringify({ username: bob.username }) },
   { name: "DELETE /users/contacts/:contactId", method: "DELETE", path: () => `/api/users/contacts/${carol.id}` },
   { name: "GET /users/search", method: "GET", path: () => `/api/users/search?q=${carol.username.slice(0, 6)}` },
+  { name: "POST /users/block", method: "POST", path: () => "/api/users/block", body: () => JSON.stringify({ userId: bob.id }) },
+  { name: "DELETE /users/block/:userId", method: "DELETE", path: () => `/api/users/block/${carol.id}` },
+  { name: "GET /users/blocked", method: "GET", path: () => "/api/users/blocked" },
   { name: "POST /messages/send", method: "POST", path: () => "/api/messages/send", body: () => JSON.stringify(messageBody(carol.id)) },
   { name: "GET /messages/:contactId", method: "GET", path: () => `/api/messages/${carol.id}` },
   {

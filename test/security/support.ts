@@ -23,7 +23,9 @@ export async function countDocuments(db: Firestore): Promise<Record<string, numb
   const names = Object.values(COLLECTIONS).filter((name) => name !== COLLECTIONS.rateLimits);
   const counts = await Promise.all(
     names.map(async (name) => {
-      const query = name === COLLECTIONS.contacts ? db.collectionGroup(name) : db.collection(name);
+      // Subcollections of users are counted across all users.
+      const subcollection = name === COLLECTIONS.contacts || name === COLLECTIONS.blocked;
+      const query = subcollection ? db.collectionGroup(name) : db.collection(name);
       return [name, (await query.count().get()).data().count] as const;
     }),
   );
