@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import { addressBucket } from "./address-bucket";
 import type { Clock } from "./clock";
 import { COLLECTIONS } from "./firestore";
 import { errors } from "./errors";
@@ -169,11 +170,14 @@ export function rateLimit(limiter: RateLimiter, policy: RateLimitPolicy, keyOf: 
   };
 }
 
-/** One bucket per client address (Express resolves X-Forwarded-For only across the trusted proxy hops). */
+/**
+ * One bucket per client address, an IPv6 client's whole /64 counting as one (addressBucket). Express
+ * resolves X-Forwarded-For only across the trusted proxy hops.
+ */
 export const byClientAddress =
   (endpointClass: string): BucketKeyOf =>
   (req) =>
-    `${endpointClass}:ip:${req.ip ?? "unknown"}`;
+    `${endpointClass}:ip:${addressBucket(req.ip ?? "unknown")}`;
 
 /** One bucket per authenticated caller: mount behind requireAuth. */
 export const byCaller =
