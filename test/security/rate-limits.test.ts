@@ -119,6 +119,23 @@ describe("HTTP endpoint classes", () => {
     expectRateLimited(refused, 2);
   });
 
+  it("when REGISTER_GLOBAL_LIMIT registrations came from any addresses through any instances, then the next is 429 from a fresh address too", async () => {
+    const env = { REGISTER_GLOBAL_LIMIT: "3", TRUST_PROXY: "1" };
+    const first = await appWith(env);
+    const second = await appWith(env, { projectId: first.projectId });
+    const from = (app: TestApp, address: string) =>
+      app.request("POST", "/api/auth/register", { body: registration(), headers: { "X-Forwarded-For": address } });
+    expect((await from(first, "198.51.100.1")).status).toBe(201);
+    expect((await from(second, "198.51.100.2")).status).toBe(201);
+    const allowed = await from(first, "2001:db8:7::1");
+    expect(allowed.status).toBe(201);
+    // The address's own bucket speaks for an allowed registration, not the ceiling.
+    expect(allowed.headers.get("ratelimit-limit")).toBe(String(first.config.rateLimits.register.limit));
+
+    expectRateLimited(await from(second, "203.0.113.9"), 3);
+    expectRateLimited(await from(first, "2001:db8:8::1"), 3);
+  });
+
   it("when a user has made 2 key exchange requests (initiate and respond together), then the third is 429 on any instance", async () => {
     const first = await appWith({ KEY_EXCHANGE_LIMIT: "2" });
     const second = await appWith({ KEY_EXCHANGE_LIMIT: "2" }, { projectId: first.projectId });

@@ -171,6 +171,17 @@ export function rateLimit(limiter: RateLimiter, policy: RateLimitPolicy, keyOf: 
 }
 
 /**
+ * One bucket for every caller of a class together: a ceiling on the whole service. It refuses like
+ * rateLimit, but leaves the RateLimit-* headers of an allowed request to the caller's own bucket.
+ */
+export function sharedCeiling(limiter: RateLimiter, policy: RateLimitPolicy, bucketKey: string): RequestHandler {
+  return async (_req, _res, next) => {
+    enforce(await limiter.consume(bucketKey, policy));
+    next();
+  };
+}
+
+/**
  * One bucket per client address, an IPv6 client's whole /64 counting as one (addressBucket). Express
  * resolves X-Forwarded-For only across the trusted proxy hops.
  */
