@@ -79,6 +79,8 @@ const envSchema = z.object({
   REFRESH_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   SEARCH_LIMIT: intFrom(60, 1, 1_000_000),
   SEARCH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  CONTACT_READ_LIMIT: intFrom(30, 1, 1_000_000),
+  CONTACT_READ_WINDOW_SECONDS: intFrom(60, 1, 86_400),
   CONTACT_WRITE_LIMIT: intFrom(60, 1, 1_000_000),
   CONTACT_WRITE_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
   KEY_EXCHANGE_LIMIT: intFrom(30, 1, 1_000_000),
@@ -146,8 +148,8 @@ export interface AppConfig {
   };
   /**
    * The endpoint classes without a limit of their own above (login, send and upload have theirs).
-   * Firestore-backed (every instance): register and refresh per address, register from every address together; search, contact changes and key
-   * exchange per user. Per process: the ceilings on all API requests per address and per user, and the
+   * Firestore-backed (every instance): register and refresh per address, register from every address together; search, contact listing, contact changes
+   * and key exchange per user. Per process: the ceilings on all API requests per address and per user, and the
    * realtime relay's connections and authentications per address, events and typing per socket.
    */
   rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
@@ -167,6 +169,7 @@ export type RateLimitClass =
   | "registerGlobal"
   | "refresh"
   | "search"
+  | "contactReads"
   | "contactWrites"
   | "keyExchange"
   | "apiPerIp"
@@ -245,6 +248,7 @@ export function loadConfig(
       },
       refresh: { limit: vars.REFRESH_IP_LIMIT, windowSeconds: vars.REFRESH_IP_WINDOW_SECONDS },
       search: { limit: vars.SEARCH_LIMIT, windowSeconds: vars.SEARCH_WINDOW_SECONDS },
+      contactReads: { limit: vars.CONTACT_READ_LIMIT, windowSeconds: vars.CONTACT_READ_WINDOW_SECONDS },
       contactWrites: { limit: vars.CONTACT_WRITE_LIMIT, windowSeconds: vars.CONTACT_WRITE_WINDOW_SECONDS },
       keyExchange: { limit: vars.KEY_EXCHANGE_LIMIT, windowSeconds: vars.KEY_EXCHANGE_WINDOW_SECONDS },
       apiPerIp: { limit: vars.API_IP_LIMIT, windowSeconds: vars.API_IP_WINDOW_SECONDS },

@@ -85,6 +85,11 @@ describe("HTTP endpoint classes", () => {
       call: (app, user) => app.request("GET", "/api/users/search?q=rl", { token: user.token }),
     },
     {
+      name: "contact listing (per user)",
+      env: { CONTACT_READ_LIMIT: "2" },
+      call: (app, user) => app.request("GET", "/api/users/contacts", { token: user.token }),
+    },
+    {
       name: "contact changes (per user)",
       env: { CONTACT_WRITE_LIMIT: "2" },
       call: (app, user) => app.request("POST", "/api/users/add-contact", { token: user.token, body: { username: user.peer.username } }),

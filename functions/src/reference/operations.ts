@@ -42,6 +42,7 @@ import {
   addContactResponseSchema,
   addContactSchema,
   contactParamsSchema,
+  contactsQuerySchema,
   contactsResponseSchema,
   profileResponseSchema,
   removeContactResponseSchema,
@@ -241,7 +242,10 @@ export const OPERATIONS: Operation[] = [
     path: "/users/contacts",
     tag: "Users",
     summary: "The caller's contacts, with presence",
+    description:
+      "In pages, in the order they were added. Without `limit` a page holds up to 1000 contacts (the most a user can have), so the plain call returns the whole list and `nextCursor` is null. With `limit`, pass the answer's `nextCursor` as `cursor` for the next page. Limited to 30 calls a minute per user, across all instances (`CONTACT_READ_LIMIT`).",
     auth: true,
+    query: contactsQuerySchema,
     success: { status: 200, description: "The contacts, in the order they were added", schema: contactsResponseSchema },
     errors: [],
   },

@@ -29,6 +29,8 @@ export function createEndpointLimits(policies: AppConfig["rateLimits"], db: Fire
     registerGlobal: sharedCeiling(shared, policies.registerGlobal, "register:global"),
     refresh: rateLimit(shared, policies.refresh, byClientAddress("refresh")),
     search: rateLimit(shared, policies.search, byCaller("search")),
+    /** Listing contacts: a page of up to 1000 costs about 2,000 reads, so it is counted on every instance. */
+    contactReads: rateLimit(shared, policies.contactReads, byCaller("contacts.read")),
     /** Adding and removing contacts (adding one also tells whether a username exists). */
     contactWrites: rateLimit(shared, policies.contactWrites, byCaller("contacts")),
     /** Initiating and responding to key exchanges. */

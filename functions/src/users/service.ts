@@ -3,6 +3,7 @@ import { AppError, errors } from "../shared/errors";
 import type { PresenceDirectory } from "./presence";
 import { toContact, toProfile, toPublicUser } from "./presenters";
 import type { UserRepository } from "./repository";
+import { encodeContactCursor, type ContactsQuery } from "./schema";
 
 /** Contacts per user: bounds the login response and the presence fan-out. */
 export const MAX_CONTACTS = 1000;
@@ -24,6 +25,16 @@ export class UserService {
     const contacts = await this.users.listContacts(userId);
     const presence = await this.presence.lookup(contacts.map((contact) => contact.user));
     return contacts.map((contact) => toContact(contact, presence.get(contact.user.id)!));
+  }
+
+  /** One page of the caller's contacts with presence, and the cursor of the next page (null at the end). */
+  async contactsPage(userId: string, page: ContactsQuery) {
+    const { contacts, more, last } = await this.users.listContactsPage(userId, page.limit, page.cursor);
+    const presence = await this.presence.lookup(contacts.map((contact) => contact.user));
+    return {
+      contacts: contacts.map((contact) => toContact(contact, presence.get(contact.user.id)!)),
+      nextCursor: more && last ? encodeContactCursor(last) : null,
+    };
   }
 
   async addContact(userId: string, username: string) {
