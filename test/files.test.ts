@@ -442,6 +442,48 @@ describe("limits: size, upload rate and storage quota", () => {
     expect((await upload(small, alice, bob, randomBytes(KIB))).headers.get("ratelimit-remaining")).toBe("2");
   });
 
+  it("when a chunked body (no Content-Length) passes FILE_MAX_BYTES, then 413 with Connection: close arrives before the body is finished, and nothing is kept", async () => {
+    const [alice, bob] = await pair(small);
+    const before = await blobKeys(small);
+    const { body, contentType } = multipart(uploadParts(bob.id, randomBytes(4 * MIB)));
+    const req = httpRequest(`${small.baseUrl}/api/files/upload`, {
+      method: "POST",
+      headers: { "Content-Type": contentType, "Transfer-Encoding": "chunked", Authorization: `Bearer ${alice.token}` },
+    });
+    req.on("error", () => undefined); // the server closes the connection on us: that is the point
+    let sentBytes = 0;
+    const answered = new Promise<{ status: number; connection?: string; body: any }>((resolve) => {
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        const finish = () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: text ? JSON.parse(text) : text });
+        };
+        res.on("end", finish);
+        res.on("error", finish);
+      });
+    });
+    let done = false;
+    void answered.then(() => (done = true));
+    // 16 KiB every 10 ms: the whole 4 MiB would take over 2.5 s; the limit (64 KiB) is passed in a few chunks.
+    for (let offset = 0; offset < body.length && !done && !req.destroyed; offset += 16 * KIB) {
+      req.write(body.subarray(offset, offset + 16 * KIB));
+      sentBytes = Math.min(body.length, offset + 16 * KIB);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const response = await answered;
+    expect(sentBytes).toBeLessThan(body.length);
+    expect(response.status).toBe(413);
+    expect(response.connection).toBe("close");
+    expect(response.body.error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", details: { field: "encryptedData", maxBytes: 64 * KIB } });
+    req.destroy();
+    expect(await blobKeys(small)).toEqual(before);
+    expect(await filesOf(small, alice)).toBe(0);
+    // The server carries on: the next upload is stored.
+    expect((await upload(small, alice, bob, randomBytes(KIB))).status).toBe(201);
+  });
+
   it("when a user uploads more than FILE_UPLOAD_LIMIT files in the window, then 429 RATE_LIMITED with Retry-After", async () => {
     const [alice, bob] = await pair(small);
     for (let i = 0; i < 3; i += 1) expect((await upload(small, alice, bob, randomBytes(KIB))).status).toBe(201);

@@ -273,6 +273,38 @@ describe("GET /api/users/contacts", () => {
   });
 });
 
+describe("GET /api/users/contacts in pages", () => {
+  it("when the plain call is made, then every contact comes at once and nextCursor is null", async () => {
+    const [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);
+    for (const user of [bob, carol]) expect((await addContact(alice, user.username)).status).toBe(201);
+    const response = await listContacts(alice);
+    expect(response.body.contacts.map((contact: { id: string }) => contact.id)).toEqual([bob.id, carol.id]);
+    expect(response.body.nextCursor).toBeNull();
+  });
+
+  it("when a limit is given, then pages follow each other through nextCursor until it is null, each contact once, in order", async () => {
+    const [alice, ...others] = await Promise.all([registerUser(app), registerUser(app), registerUser(app), registerUser(app)]);
+    for (const user of others) expect((await addContact(alice, user.username)).status).toBe(201);
+    const first = await app.request("GET", "/api/users/contacts?limit=2", { token: alice.token });
+    expect(first.status).toBe(200);
+    expect(first.body.contacts).toHaveLength(2);
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    const second = await app.request("GET", `/api/users/contacts?limit=2&cursor=${encodeURIComponent(first.body.nextCursor)}`, { token: alice.token });
+    expect(second.body.contacts).toHaveLength(1);
+    expect(second.body.nextCursor).toBeNull();
+    expect([...first.body.contacts, ...second.body.contacts].map((contact: { id: string }) => contact.id)).toEqual(others.map((user) => user.id));
+  });
+
+  it.each([
+    ["limit=0", "limit"],
+    ["limit=1001", "limit"],
+    ["cursor=not-a-cursor", "cursor"],
+  ])("when the query is %s, then 400 naming %s", async (query, field) => {
+    const alice = await registerUser(app);
+    expectError(await app.request("GET", `/api/users/contacts?${query}`, { token: alice.token }), 400, "VALIDATION_ERROR", field);
+  });
+});
+
 describe("DELETE /api/users/contacts/:contactId", () => {
   it("when a user removes a contact, then 200 and the contact is gone from the list", async () => {
     const [alice, bob, carol] = await Promise.all([registerUser(app), registerUser(app), registerUser(app)]);

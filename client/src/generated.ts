@@ -282,6 +282,8 @@ export interface ListContactsResponse {
   success: true;
   /** In the order they were added */
   contacts: Contact[];
+  /** Pass as `cursor` for the next page; null when this page is the last */
+  nextCursor: string | null;
 }
 
 export interface ListPendingKeyExchangesResponse {
@@ -646,6 +648,14 @@ export interface ClientToServerEvents {
   typing_stop: (payload: TypingPayload, ack: (response: OkAck | ErrorEnvelope) => void) => void;
 }
 
+/** The query of GET /users/contacts. */
+export type ListContactsQuery = {
+  /** minimum: 1; maximum: 1000; default: 1000 */
+  limit?: number;
+  /** maxLength: 200 */
+  cursor?: string;
+};
+
 /** The query of GET /users/search. */
 export type SearchUsersQuery = {
   /** minLength: 1; maxLength: 30; pattern: ^[A-Za-z0-9_]+$ */
@@ -685,7 +695,7 @@ export interface Operations {
   /** GET /users/profile: The caller's profile */
   getProfile: { args: []; response: GetProfileResponse };
   /** GET /users/contacts: The caller's contacts, with presence */
-  listContacts: { args: []; response: ListContactsResponse };
+  listContacts: { args: [query?: ListContactsQuery]; response: ListContactsResponse };
   /** POST /users/add-contact: Add a contact by username */
   addContact: { args: [body: AddContactRequest]; response: AddContactResponse };
   /** DELETE /users/contacts/{contactId}: Remove a contact */
@@ -733,7 +743,7 @@ export const operations = {
   logoutAll: { method: "POST", path: "/auth/logout-all", pathParams: [], body: null, query: false, binary: false, auth: true },
   changePassword: { method: "POST", path: "/auth/change-password", pathParams: [], body: "json", query: false, binary: false, auth: true },
   getProfile: { method: "GET", path: "/users/profile", pathParams: [], body: null, query: false, binary: false, auth: true },
-  listContacts: { method: "GET", path: "/users/contacts", pathParams: [], body: null, query: false, binary: false, auth: true },
+  listContacts: { method: "GET", path: "/users/contacts", pathParams: [], body: null, query: true, binary: false, auth: true },
   addContact: { method: "POST", path: "/users/add-contact", pathParams: [], body: "json", query: false, binary: false, auth: true },
   removeContact: { method: "DELETE", path: "/users/contacts/{contactId}", pathParams: ["contactId"], body: null, query: false, binary: false, auth: true },
   blockUser: { method: "POST", path: "/users/block", pathParams: [], body: "json", query: false, binary: false, auth: true },

@@ -19,6 +19,11 @@ const MIB = 1024 * 1024;
  */
 const MAX_DEFAULT_PASSWORD_WORKERS = 4;
 
+/** Registrations per REGISTER_GLOBAL_WINDOW_SECONDS from every address together, in production ... */
+const REGISTER_GLOBAL_DEFAULT = 1000;
+/** ... and in the local stack and tests, where one machine registers every demo and test user. */
+const REGISTER_GLOBAL_DEFAULT_LOCAL = 1_000_000;
+
 const listFrom = (fallback: string) =>
   z
     .string()
@@ -66,10 +71,16 @@ const envSchema = z.object({
   // Default depends on the mode (see below): locally every demo run registers from 127.0.0.1.
   REGISTER_IP_LIMIT: z.coerce.number().int().min(1).max(1_000_000).optional(),
   REGISTER_IP_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
+  // Registrations from every address together (one Firestore bucket): rotating addresses cannot mint
+  // accounts past it. Default depends on the mode, like REGISTER_IP_LIMIT.
+  REGISTER_GLOBAL_LIMIT: z.coerce.number().int().min(1).max(10_000_000).optional(),
+  REGISTER_GLOBAL_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
   REFRESH_IP_LIMIT: intFrom(120, 1, 1_000_000),
   REFRESH_IP_WINDOW_SECONDS: intFrom(900, 1, 86_400),
   SEARCH_LIMIT: intFrom(60, 1, 1_000_000),
   SEARCH_WINDOW_SECONDS: intFrom(60, 1, 86_400),
+  CONTACT_READ_LIMIT: intFrom(30, 1, 1_000_000),
+  CONTACT_READ_WINDOW_SECONDS: intFrom(60, 1, 86_400),
   CONTACT_WRITE_LIMIT: intFrom(60, 1, 1_000_000),
   CONTACT_WRITE_WINDOW_SECONDS: intFrom(3600, 1, 86_400),
   KEY_EXCHANGE_LIMIT: intFrom(30, 1, 1_000_000),
@@ -137,8 +148,8 @@ export interface AppConfig {
   };
   /**
    * The endpoint classes without a limit of their own above (login, send and upload have theirs).
-   * Firestore-backed (every instance): register and refresh per address; search, contact changes and key
-   * exchange per user. Per process: the ceilings on all API requests per address and per user, and the
+   * Firestore-backed (every instance): register and refresh per address, register from every address together; search, contact listing, contact changes
+   * and key exchange per user. Per process: the ceilings on all API requests per address and per user, and the
    * realtime relay's connections and authentications per address, events and typing per socket.
    */
   rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
@@ -155,8 +166,10 @@ export interface AppConfig {
 
 export type RateLimitClass =
   | "register"
+  | "registerGlobal"
   | "refresh"
   | "search"
+  | "contactReads"
   | "contactWrites"
   | "keyExchange"
   | "apiPerIp"
@@ -229,8 +242,13 @@ export function loadConfig(
     },
     rateLimits: {
       register: { limit: vars.REGISTER_IP_LIMIT ?? (mode === "production" ? 20 : 1000), windowSeconds: vars.REGISTER_IP_WINDOW_SECONDS },
+      registerGlobal: {
+        limit: vars.REGISTER_GLOBAL_LIMIT ?? (mode === "production" ? REGISTER_GLOBAL_DEFAULT : REGISTER_GLOBAL_DEFAULT_LOCAL),
+        windowSeconds: vars.REGISTER_GLOBAL_WINDOW_SECONDS,
+      },
       refresh: { limit: vars.REFRESH_IP_LIMIT, windowSeconds: vars.REFRESH_IP_WINDOW_SECONDS },
       search: { limit: vars.SEARCH_LIMIT, windowSeconds: vars.SEARCH_WINDOW_SECONDS },
+      contactReads: { limit: vars.CONTACT_READ_LIMIT, windowSeconds: vars.CONTACT_READ_WINDOW_SECONDS },
       contactWrites: { limit: vars.CONTACT_WRITE_LIMIT, windowSeconds: vars.CONTACT_WRITE_WINDOW_SECONDS },
       keyExchange: { limit: vars.KEY_EXCHANGE_LIMIT, windowSeconds: vars.KEY_EXCHANGE_WINDOW_SECONDS },
       apiPerIp: { limit: vars.API_IP_LIMIT, windowSeconds: vars.API_IP_WINDOW_SECONDS },

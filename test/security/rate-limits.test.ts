@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { io } from "socket.io-client";
 import { afterEach, describe, expect, it } from "vitest";
+import { addressBucket } from "../../functions/src/shared/address-bucket";
 import { MemoryRateLimiter } from "../../functions/src/shared/rate-limit";
 import { newPublicKeyPem, registerUser, startTestApp, TestClock, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
 import { messageBody, sendMessage } from "../support/messages";
@@ -84,6 +85,11 @@ describe("HTTP endpoint classes", () => {
       call: (app, user) => app.request("GET", "/api/users/search?q=rl", { token: user.token }),
     },
     {
+      name: "contact listing (per user)",
+      env: { CONTACT_READ_LIMIT: "2" },
+      call: (app, user) => app.request("GET", "/api/users/contacts", { token: user.token }),
+    },
+    {
       name: "contact changes (per user)",
       env: { CONTACT_WRITE_LIMIT: "2" },
       call: (app, user) => app.request("POST", "/api/users/add-contact", { token: user.token, body: { username: user.peer.username } }),
@@ -116,6 +122,23 @@ describe("HTTP endpoint classes", () => {
 
     for (const answer of answers) expect(answer.status, JSON.stringify(answer.body)).not.toBe(429);
     expectRateLimited(refused, 2);
+  });
+
+  it("when REGISTER_GLOBAL_LIMIT registrations came from any addresses through any instances, then the next is 429 from a fresh address too", async () => {
+    const env = { REGISTER_GLOBAL_LIMIT: "3", TRUST_PROXY: "1" };
+    const first = await appWith(env);
+    const second = await appWith(env, { projectId: first.projectId });
+    const from = (app: TestApp, address: string) =>
+      app.request("POST", "/api/auth/register", { body: registration(), headers: { "X-Forwarded-For": address } });
+    expect((await from(first, "198.51.100.1")).status).toBe(201);
+    expect((await from(second, "198.51.100.2")).status).toBe(201);
+    const allowed = await from(first, "2001:db8:7::1");
+    expect(allowed.status).toBe(201);
+    // The address's own bucket speaks for an allowed registration, not the ceiling.
+    expect(allowed.headers.get("ratelimit-limit")).toBe(String(first.config.rateLimits.register.limit));
+
+    expectRateLimited(await from(second, "203.0.113.9"), 3);
+    expectRateLimited(await from(first, "2001:db8:8::1"), 3);
   });
 
   it("when a user has made 2 key exchange requests (initiate and respond together), then the third is 429 on any instance", async () => {
@@ -213,6 +236,60 @@ describe("HTTP endpoint classes", () => {
 
       expect((await app.request("GET", "/api/health", { headers: { "X-Forwarded-For": "3.3.3.3" } })).status).toBe(429);
     });
+  });
+});
+
+describe("per-address buckets: an IPv6 client's /64 is one address", () => {
+  it("when addresses are bucketed, then IPv4 (and IPv4-mapped IPv6) stay one by one and IPv6 counts by /64", () => {
+    expect(addressBucket("203.0.113.7")).toBe("203.0.113.7");
+    expect(addressBucket("::ffff:203.0.113.7")).toBe("203.0.113.7");
+    expect(addressBucket("::FFFF:cb00:7107")).toBe("203.0.113.7");
+    expect(addressBucket("2001:db8:1:2::1")).toBe("2001:db8:1:2::/64");
+    expect(addressBucket("2001:0DB8:0001:0002:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(addressBucket("fe80::1%eth0")).toBe("fe80:0:0:0::/64");
+    expect(addressBucket("::1")).toBe("0:0:0:0::/64");
+    expect(addressBucket("64:ff9b::192.0.2.1")).toBe("64:ff9b:0:0::/64");
+    expect(addressBucket("unknown")).toBe("unknown");
+  });
+
+  /** Each per-address class with a limit of 1, one request of it from `address` (behind one trusted proxy). */
+  const CLASSES: Array<{ name: string; env: Record<string, string>; call: (app: TestApp, address: string) => Promise<ApiResponse> }> = [
+    { name: "every request", env: { API_IP_LIMIT: "1" }, call: (app, address) => app.request("GET", "/api/health", { headers: { "X-Forwarded-For": address } }) },
+    {
+      name: "register",
+      env: { REGISTER_IP_LIMIT: "1" },
+      call: (app, address) => app.request("POST", "/api/auth/register", { body: registration(), headers: { "X-Forwarded-For": address } }),
+    },
+    {
+      name: "login",
+      env: { LOGIN_IP_LIMIT: "1" },
+      call: (app, address) =>
+        app.request("POST", "/api/auth/login", { body: { email: registration().email, password: "wrong password" }, headers: { "X-Forwarded-For": address } }),
+    },
+    {
+      name: "refresh",
+      env: { REFRESH_IP_LIMIT: "1" },
+      call: (app, address) =>
+        app.request("POST", "/api/auth/refresh", { body: { refreshToken: `sess_${"x".repeat(24)}.guess` }, headers: { "X-Forwarded-For": address } }),
+    },
+  ];
+
+  it.each(CLASSES)("when two addresses in one /64 call $name, then they share a bucket; another /64 and IPv4 addresses have their own", async ({ env, call }) => {
+    const app = await appWith({ ...env, TRUST_PROXY: "1" });
+    expect((await call(app, "2001:db8:1:2::1")).status).not.toBe(429);
+    expectRateLimited(await call(app, "2001:db8:1:2:ffff:ffff:ffff:fffe"), 1);
+    expect((await call(app, "2001:db8:1:3::1")).status).not.toBe(429);
+    expect((await call(app, "198.51.100.1")).status).not.toBe(429);
+    expect((await call(app, "198.51.100.2")).status).not.toBe(429);
+    expect((await call(app, "::ffff:198.51.100.1")).status).toBe(429);
+  });
+
+  it("when two addresses in one /64 open relay connections, then they share a bucket; another /64 has its own", async () => {
+    const app = await appWith({ SOCKET_CONNECT_LIMIT: "1", TRUST_PROXY: "1" }, { relay: {} });
+    const handshake = (address: string) => fetch(`${app.baseUrl}/socket.io/?EIO=4&transport=polling`, { headers: { "X-Forwarded-For": address } });
+    expect((await handshake("2001:db8:1:2::1")).status).toBe(200);
+    expect((await handshake("2001:db8:1:2::2")).status).toBe(403);
+    expect((await handshake("2001:db8:1:3::1")).status).toBe(200);
   });
 });
 

@@ -72,8 +72,10 @@ const TEST_ENV = {
   // client should: the limits of the endpoint classes are raised here, and the stories about them
   // (test/security/rate-limits.test.ts) set small ones explicitly.
   REGISTER_IP_LIMIT: "1000000",
+  REGISTER_GLOBAL_LIMIT: "1000000",
   REFRESH_IP_LIMIT: "1000000",
   SEARCH_LIMIT: "1000000",
+  CONTACT_READ_LIMIT: "1000000",
   CONTACT_WRITE_LIMIT: "1000000",
   KEY_EXCHANGE_LIMIT: "1000000",
   API_IP_LIMIT: "1000000",

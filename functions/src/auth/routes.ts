@@ -6,10 +6,10 @@ import { caller } from "./middleware";
 import { changePasswordSchema, loginSchema, refreshSchema, registerSchema } from "./schema";
 import type { AuthService } from "./service";
 
-export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limits: Pick<EndpointLimits, "register" | "refresh">): Router {
+export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limits: Pick<EndpointLimits, "register" | "registerGlobal" | "refresh">): Router {
   const router = Router();
 
-  router.post("/register", limits.register, async (req, res) => {
+  router.post("/register", limits.register, limits.registerGlobal, async (req, res) => {
     const result = await auth.register(parseInput(registerSchema, req.body));
     res.status(201).json({ success: true, ...result });
   });

@@ -1,4 +1,5 @@
 import type { AppConfig } from "../config";
+import { addressBucket } from "../shared/address-bucket";
 import type { Clock } from "../shared/clock";
 import { AppError, errors } from "../shared/errors";
 import { newId } from "../shared/ids";
@@ -54,12 +55,13 @@ export class AuthService {
    * sprayer), per account and address (a targeted guesser), then per account from every address (a
    * distributed guesser, with a much higher ceiling). The strict bucket includes the address, so a
    * stranger's wrong guesses do not lock the owner out; an attempt one bucket refuses takes nothing
-   * from the next.
+   * from the next. An IPv6 address counts as its /64 (addressBucket).
    */
   private async countPasswordAttempt(email: string, ip: string) {
     const { limiter, loginThrottle } = this.deps;
-    enforce(await limiter.consume(`login:ip:${ip}`, loginThrottle.perIp));
-    enforce(await limiter.consume(`login:account-ip:${email}:${ip}`, loginThrottle.perAccountAndIp));
+    const address = addressBucket(ip);
+    enforce(await limiter.consume(`login:ip:${address}`, loginThrottle.perIp));
+    enforce(await limiter.consume(`login:account-ip:${email}:${address}`, loginThrottle.perAccountAndIp));
     enforce(await limiter.consume(`login:account:${email}`, loginThrottle.perAccount));
   }
 

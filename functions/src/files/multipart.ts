@@ -1,6 +1,6 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import busboy from "busboy";
-import type { Request } from "express";
+import type { Request, Response } from "express";
 import { AppError, errors } from "../shared/errors";
 
 /**
@@ -65,10 +65,15 @@ const clientGone = () =>
 const malformed = () => errors.validation("body", "Request body is not a valid multipart form");
 
 /**
- * Reads the whole form. The first problem found (a file where text belongs, a repeated part, a file
- * over the limit, a malformed body) is what the promise rejects with, but only once the body has been
- * read to its end and the sink has settled, so the client always gets the answer and nothing is left
- * half-written behind it. After a problem, later file parts are drained, not stored.
+ * Reads the whole form. The first problem found (a file where text belongs, a repeated part, a malformed
+ * body) is what the promise rejects with, but only once the body has been read to its end and the sink
+ * has settled, so the client always gets the answer and nothing is left half-written behind it. After a
+ * problem, later file parts are drained, not stored.
+ *
+ * A body over the size limit is the exception: reading on would only cost time and bandwidth (a chunked
+ * body has no Content-Length to refuse up front). As soon as the file part passes `maxFileBytes`, or the
+ * body passes the most a valid form can be, reading stops and the promise rejects once the sink has
+ * settled; the body is left unread, and the route answers with `Connection: close` (closeAfterAnswer).
  */
 export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Promise<ParsedForm> {
   return new Promise((resolve, reject) => {
@@ -99,6 +104,23 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
     let stored: Promise<void> | undefined;
     let fileBytes: number | undefined;
     let storing: ByteCounter | undefined;
+
+    /** Refuses the rest of the body: what was stored is removed, and the parser closes without reading on. */
+    const stopReading = (error: AppError) => {
+      fail(error);
+      storing?.destroy(error);
+      if (preRead) return; // the platform already read the whole body: nothing left to stop
+      req.unpipe(parser);
+      req.removeListener("data", countBody);
+      req.pause();
+      parser.destroy(); // brings "close", which rejects with the problem once the sink has settled
+    };
+    let bodyBytes = 0;
+    const maxBodyBytes = spec.maxFileBytes + MAX_FORM_OVERHEAD_BYTES;
+    const countBody = (chunk: Buffer) => {
+      bodyBytes += chunk.length;
+      if (bodyBytes > maxBodyBytes) stopReading(fileTooLarge(spec.fileField, spec.maxFileBytes));
+    };
 
     parser.on("field", (name, value, info) => {
       if (name === spec.fileField) return fail(invalid(name, "must be a file part, not a text field"));
@@ -133,6 +155,8 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
       stream.on("limit", () => {
         const tooLarge = fileTooLarge(name, spec.maxFileBytes);
         fail(tooLarge);
+        // Not from inside busboy's own write (it goes on with the part it is in): right after it.
+        if (!preRead) process.nextTick(() => stopReading(tooLarge));
         stream.unpipe(counter);
         counter.destroy(tooLarge); // the sink aborts and removes what it wrote
         stream.resume(); // the rest of the part is read and dropped
@@ -177,9 +201,24 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
       req.on("close", () => {
         if (!req.complete) parser.destroy(clientGone());
       });
+      req.on("data", countBody);
       req.pipe(parser);
     }
   });
+}
+
+/**
+ * When an upload is refused before its body was read to the end (too large, over the rate or the quota):
+ * the answer says `Connection: close`, and once it is sent the connection closes (Node destroys the
+ * socket after a `Connection: close` response) instead of reading and discarding what the client is
+ * still sending.
+ */
+export function closeAfterAnswer(req: Request, res: Response): void {
+  if (req.complete || (req as Request & { rawBody?: unknown }).rawBody !== undefined) return;
+  req.unpipe();
+  req.pause();
+  res.set("Connection", "close");
+  res.once("finish", () => req.socket.destroySoon());
 }
 
 /** A pass-through that counts what flows through it: the stored file's size. */

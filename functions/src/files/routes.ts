@@ -1,10 +1,10 @@
 import { pipeline } from "node:stream/promises";
-import { Router } from "express";
+import { Router, type Request, type Response } from "express";
 import { caller } from "../auth/middleware";
 import { AppError } from "../shared/errors";
 import { rateLimitHeaders } from "../shared/rate-limit";
 import { parseInput } from "../shared/validation";
-import { declaredTooLarge, fileTooLarge, isMultipartRequest, readMultipart } from "./multipart";
+import { closeAfterAnswer, declaredTooLarge, fileTooLarge, isMultipartRequest, readMultipart } from "./multipart";
 import { FILE_PART, fileParamsSchema, TEXT_PARTS } from "./schema";
 import type { FileService } from "./service";
 
@@ -24,6 +24,15 @@ export function fileRoutes(files: FileService): Router {
   const router = Router();
 
   router.post("/upload", async (req, res) => {
+    try {
+      await upload(req, res);
+    } catch (error) {
+      closeAfterAnswer(req, res); // a refusal before the body's end does not wait for the rest of it
+      throw error;
+    }
+  });
+
+  async function upload(req: Request, res: Response) {
     if (!isMultipartRequest(req)) {
       throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Content-Type must be multipart/form-data");
     }
@@ -38,7 +47,7 @@ export function fileRoutes(files: FileService): Router {
       uploadedAt: record.uploadedAt,
       file: record,
     });
-  });
+  }
 
   router.get("/:fileId/meta", async (req, res) => {
     const { fileId } = parseInput(fileParamsSchema, req.params, "params");

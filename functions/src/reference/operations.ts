@@ -46,6 +46,7 @@ import {
   blockResponseSchema,
   blockSchema,
   contactParamsSchema,
+  contactsQuerySchema,
   contactsResponseSchema,
   profileResponseSchema,
   removeContactResponseSchema,
@@ -247,8 +248,9 @@ export const OPERATIONS: Operation[] = [
     tag: "Users",
     summary: "The caller's contacts, with presence",
     description:
-      "`isOnline` and `lastSeen` are shown only for mutual contacts (each has the other as a contact) when neither blocks the other; for anyone else `isOnline` is false and `lastSeen` null.",
+      "`isOnline` and `lastSeen` are shown only for mutual contacts (each has the other as a contact) when neither blocks the other; for anyone else `isOnline` is false and `lastSeen` null. In pages, in the order they were added. Without `limit` a page holds up to 1000 contacts (the most a user can have), so the plain call returns the whole list and `nextCursor` is null. With `limit`, pass the answer's `nextCursor` as `cursor` for the next page. Limited to 30 calls a minute per user, across all instances (`CONTACT_READ_LIMIT`).",
     auth: true,
+    query: contactsQuerySchema,
     success: { status: 200, description: "The contacts, in the order they were added", schema: contactsResponseSchema },
     errors: [],
   },

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { AppConfig } from "../config";
+import { addressBucket } from "../shared/address-bucket";
 import type { Clock } from "../shared/clock";
 import { AppError } from "../shared/errors";
 import { enforce, MemoryRateLimiter } from "../shared/rate-limit";
@@ -9,6 +10,7 @@ import type { RelaySocket } from "./schema";
  * The relay's limits (README "Rate limits"), all per process: a socket lives on one instance, and
  * flooding one instance with connections or authentication attempts costs the attacker a connection
  * each.
+ * Every per-address limit counts an IPv6 client's /64 as one address (shared/address-bucket.ts).
  * - Connections per client address: a rate and a cap on those held at once, both checked in Engine.IO's
  *   `allowRequest`, before the handshake does any work, so raw Engine.IO connections that never open a
  *   Socket.IO session count too (and Socket.IO's connectTimeout closes those within 10 s).
@@ -33,7 +35,7 @@ export class SocketLimits {
 
   /** Engine.IO's allowRequest (handshakes only): refuses an address over its rate or its cap of open connections. */
   readonly allowRequest = (request: IncomingMessage, answer: (message: string | null, success: boolean) => void): void => {
-    const address = clientAddress(request, this.trustedProxyHops);
+    const address = this.bucketOf(request);
     if ((this.openByAddress.get(address) ?? 0) >= this.caps.perAddress) {
       return answer(`Too many connections from this address (at most ${this.caps.perAddress})`, false);
     }
@@ -44,7 +46,7 @@ export class SocketLimits {
 
   /** An Engine.IO connection opened: counted against its address until it closes. */
   connectionOpened(request: IncomingMessage, onClose: (listener: () => void) => void): void {
-    const address = clientAddress(request, this.trustedProxyHops);
+    const address = this.bucketOf(request);
     this.openByAddress.set(address, (this.openByAddress.get(address) ?? 0) + 1);
     onClose(() => {
       const left = (this.openByAddress.get(address) ?? 1) - 1;
@@ -78,7 +80,12 @@ export class SocketLimits {
   }
 
   private addressOf(socket: RelaySocket): string {
-    return clientAddress(socket.request, this.trustedProxyHops);
+    return this.bucketOf(socket.request);
+  }
+
+  /** The client address as a bucket: an IPv6 client's whole /64 counts as one (addressBucket). */
+  private bucketOf(request: IncomingMessage): string {
+    return addressBucket(clientAddress(request, this.trustedProxyHops));
   }
 }
 

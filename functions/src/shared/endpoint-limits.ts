@@ -1,11 +1,11 @@
 import type { Firestore } from "firebase-admin/firestore";
 import type { AppConfig } from "../config";
 import type { Clock } from "./clock";
-import { byCaller, byClientAddress, FirestoreRateLimiter, MemoryRateLimiter, rateLimit } from "./rate-limit";
+import { byCaller, byClientAddress, FirestoreRateLimiter, MemoryRateLimiter, rateLimit, sharedCeiling } from "./rate-limit";
 
 /**
  * The rate limit middleware of each HTTP endpoint class (README "Rate limits"), built once per app.
- * Where abuse would matter (creating accounts, guessing refresh tokens, scraping the user directory,
+ * Where abuse would matter (creating accounts, per address and all together, guessing refresh tokens, scraping the user directory,
  * probing usernames, spamming key exchanges) the buckets live in Firestore, so the limit holds however
  * many instances serve the API. The ceilings on every request only have to keep one instance from being
  * flooded, so they stay in the process and cost no Firestore round trip.
@@ -21,8 +21,16 @@ export function createEndpointLimits(policies: AppConfig["rateLimits"], db: Fire
     /** Every authenticated request, per user: mount right behind requireAuth. */
     perUser: rateLimit(local, policies.apiPerUser, byCaller("api")),
     register: rateLimit(shared, policies.register, byClientAddress("register")),
+    /**
+     * One ceiling on registrations from every address together, mounted behind `register`, so rotating
+     * addresses cannot mint accounts without end; an attempt the address's bucket refused takes nothing
+     * from it.
+     */
+    registerGlobal: sharedCeiling(shared, policies.registerGlobal, "register:global"),
     refresh: rateLimit(shared, policies.refresh, byClientAddress("refresh")),
     search: rateLimit(shared, policies.search, byCaller("search")),
+    /** Listing contacts: a page of up to 1000 costs about 2,000 reads, so it is counted on every instance. */
+    contactReads: rateLimit(shared, policies.contactReads, byCaller("contacts.read")),
     /** Adding and removing contacts (adding one also tells whether a username exists). */
     contactWrites: rateLimit(shared, policies.contactWrites, byCaller("contacts")),
     /** Initiating and responding to key exchanges. */

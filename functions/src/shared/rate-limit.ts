@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { Timestamp, type Firestore } from "firebase-admin/firestore";
+import { addressBucket } from "./address-bucket";
 import type { Clock } from "./clock";
 import { COLLECTIONS } from "./firestore";
 import { errors } from "./errors";
@@ -169,11 +170,25 @@ export function rateLimit(limiter: RateLimiter, policy: RateLimitPolicy, keyOf: 
   };
 }
 
-/** One bucket per client address (Express resolves X-Forwarded-For only across the trusted proxy hops). */
+/**
+ * One bucket for every caller of a class together: a ceiling on the whole service. It refuses like
+ * rateLimit, but leaves the RateLimit-* headers of an allowed request to the caller's own bucket.
+ */
+export function sharedCeiling(limiter: RateLimiter, policy: RateLimitPolicy, bucketKey: string): RequestHandler {
+  return async (_req, _res, next) => {
+    enforce(await limiter.consume(bucketKey, policy));
+    next();
+  };
+}
+
+/**
+ * One bucket per client address, an IPv6 client's whole /64 counting as one (addressBucket). Express
+ * resolves X-Forwarded-For only across the trusted proxy hops.
+ */
 export const byClientAddress =
   (endpointClass: string): BucketKeyOf =>
   (req) =>
-    `${endpointClass}:ip:${req.ip ?? "unknown"}`;
+    `${endpointClass}:ip:${addressBucket(req.ip ?? "unknown")}`;
 
 /** One bucket per authenticated caller: mount behind requireAuth. */
 export const byCaller =

@@ -1,7 +1,13 @@
 import { createHash } from "node:crypto";
-import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
+import { FieldPath, Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
+
+/** Where a page of contacts ended: the last contact's addedAt and id. */
+export interface ContactCursor {
+  addedAtMs: number;
+  id: string;
+}
 
 /** The only door to users, their uniqueness claims and their contacts (layout: shared/firestore.ts). */
 
@@ -151,6 +157,33 @@ export class UserRepository {
     return userDocs
       .filter((doc) => doc.exists)
       .map((doc) => ({ user: fromStored(doc.id, doc.data() as StoredUser), addedAt: addedAt.get(doc.id)! }));
+  }
+
+  /**
+   * One page of contacts in the order they were added (ties by id), after `after` (exclusive): the
+   * page's links and its users, so `limit` contacts cost about 2 × limit reads. `more` says whether
+   * another page follows (one link more is read to know).
+   */
+  async listContactsPage(
+    userId: string,
+    limit: number,
+    after?: ContactCursor,
+  ): Promise<{ contacts: ContactRecord[]; more: boolean; last?: ContactCursor }> {
+    let query = this.contactsOf(userId).orderBy("addedAt").orderBy(FieldPath.documentId()).limit(limit + 1);
+    if (after) query = query.startAfter(Timestamp.fromMillis(after.addedAtMs), after.id);
+    const links = (await query.get()).docs;
+    const page = links.slice(0, limit);
+    if (page.length === 0) return { contacts: [], more: false };
+    const userDocs = await this.db.getAll(...page.map((link) => this.users.doc(link.id)));
+    const addedAt = new Map(page.map((link) => [link.id, (link.get("addedAt") as Timestamp).toDate()]));
+    const lastLink = page[page.length - 1]!;
+    return {
+      contacts: userDocs
+        .filter((doc) => doc.exists)
+        .map((doc) => ({ user: fromStored(doc.id, doc.data() as StoredUser), addedAt: addedAt.get(doc.id)! })),
+      more: links.length > limit,
+      last: { addedAtMs: (lastLink.get("addedAt") as Timestamp).toMillis(), id: lastLink.id },
+    };
   }
 
   async countContacts(userId: string): Promise<number> {

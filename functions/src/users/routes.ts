@@ -2,19 +2,20 @@ import { Router } from "express";
 import { caller } from "../auth/middleware";
 import type { EndpointLimits } from "../shared/endpoint-limits";
 import { parseInput } from "../shared/validation";
-import { addContactSchema, blockParamsSchema, blockSchema, contactParamsSchema, searchQuerySchema } from "./schema";
+import { addContactSchema, blockParamsSchema, blockSchema, contactParamsSchema, contactsQuerySchema, searchQuerySchema } from "./schema";
 import type { UserService } from "./service";
 
 /** Every route here is mounted behind requireAuth. */
-export function userRoutes(users: UserService, limits: Pick<EndpointLimits, "search" | "contactWrites">): Router {
+export function userRoutes(users: UserService, limits: Pick<EndpointLimits, "search" | "contactReads" | "contactWrites">): Router {
   const router = Router();
 
   router.get("/profile", async (_req, res) => {
     res.json({ success: true, user: await users.profile(caller(res).userId) });
   });
 
-  router.get("/contacts", async (_req, res) => {
-    res.json({ success: true, contacts: await users.contacts(caller(res).userId) });
+  router.get("/contacts", limits.contactReads, async (req, res) => {
+    const page = parseInput(contactsQuerySchema, req.query, "query");
+    res.json({ success: true, ...(await users.contactsPage(caller(res).userId, page)) });
   });
 
   router.post("/add-contact", limits.contactWrites, async (req, res) => {

@@ -3,6 +3,7 @@ import { idOf, text } from "../shared/validation";
 import { usernameSchema } from "../auth/schema";
 import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
 import { blockedUserSchema, contactSchema, profileSchema, publicUserSchema } from "./presenters";
+import type { ContactCursor } from "./repository";
 
 export const addContactSchema = z.object({ username: usernameSchema });
 export type AddContactInput = z.infer<typeof addContactSchema>;
@@ -12,6 +13,41 @@ export const contactParamsSchema = z.object({ contactId: idOf("user") });
 export const blockSchema = z.object({ userId: idOf("user") });
 export type BlockInput = z.infer<typeof blockSchema>;
 export const blockParamsSchema = z.object({ userId: idOf("user") });
+
+/**
+ * A page of GET /users/contacts. Without `limit` the page holds every contact a user can have
+ * (MAX_CONTACTS), so the guide's plain call still gets the whole list; `nextCursor` is then null.
+ */
+export const CONTACTS_MAX_LIMIT = 1000; // = MAX_CONTACTS (service.ts)
+
+/** The opaque cursor: base64url of "<addedAt ms>.<contact id>". */
+export function encodeContactCursor(cursor: ContactCursor): string {
+  return Buffer.from(`${cursor.addedAtMs}.${cursor.id}`).toString("base64url");
+}
+
+const CURSOR_PATTERN = /^(\d{1,15})\.(user_[A-Za-z0-9_-]{1,64})$/;
+
+export const contactsQuerySchema = z.object({
+  limit: z.coerce
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(1, "must be at least 1")
+    .max(CONTACTS_MAX_LIMIT, `must be at most ${CONTACTS_MAX_LIMIT}`)
+    .default(CONTACTS_MAX_LIMIT),
+  cursor: z
+    .string()
+    .max(200, "is not a cursor from this endpoint")
+    .transform((value, ctx): ContactCursor => {
+      const match = CURSOR_PATTERN.exec(Buffer.from(value, "base64url").toString("utf8"));
+      if (!match) {
+        ctx.addIssue({ code: "custom", message: "is not a cursor from this endpoint" });
+        return z.NEVER;
+      }
+      return { addedAtMs: Number(match[1]), id: match[2]! };
+    })
+    .optional(),
+});
+export type ContactsQuery = z.infer<typeof contactsQuerySchema>;
 
 export const SEARCH_DEFAULT_LIMIT = 10;
 export const SEARCH_MAX_LIMIT = 25;
@@ -32,7 +68,13 @@ export type SearchQuery = z.infer<typeof searchQuerySchema>;
 
 // Responses (the records themselves are in presenters.ts, which builds them).
 export const profileResponseSchema = succeeded({ user: profileSchema });
-export const contactsResponseSchema = succeeded({ contacts: z.array(contactSchema).describe("In the order they were added") });
+export const contactsResponseSchema = succeeded({
+  contacts: z.array(contactSchema).describe("In the order they were added"),
+  nextCursor: z
+    .string()
+    .nullable()
+    .describe("Pass as `cursor` for the next page; null when this page is the last"),
+});
 export const addContactResponseSchema = succeeded({ contact: publicUserSchema.extend({ addedAt: isoTime() }) });
 export const removeContactResponseSchema = doneResponseSchema;
 export const searchResponseSchema = succeeded({ users: z.array(publicUserSchema) });

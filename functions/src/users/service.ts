@@ -3,6 +3,7 @@ import { AppError, errors } from "../shared/errors";
 import type { PresenceDirectory } from "./presence";
 import { HIDDEN_PRESENCE, toBlockedUser, toContact, toProfile, toPublicUser } from "./presenters";
 import type { UserRepository } from "./repository";
+import { encodeContactCursor, type ContactsQuery } from "./schema";
 
 /** Contacts per user: bounds the login response and the presence fan-out. */
 export const MAX_CONTACTS = 1000;
@@ -27,6 +28,20 @@ export class UserService {
     // Presence only between mutual contacts with no block either way; the others show none.
     const presence = await this.presence.lookup(contacts.map((contact) => contact.user).filter((user) => peers.has(user.id)));
     return contacts.map((contact) => toContact(contact, presence.get(contact.user.id) ?? HIDDEN_PRESENCE));
+  }
+
+  /** One page of the caller's contacts with presence, and the cursor of the next page (null at the end). */
+  async contactsPage(userId: string, page: ContactsQuery) {
+    const [{ contacts, more, last }, peers] = await Promise.all([
+      this.users.listContactsPage(userId, page.limit, page.cursor),
+      this.users.presencePeers(userId),
+    ]);
+    // Presence only between mutual contacts with no block either way, as in contacts().
+    const presence = await this.presence.lookup(contacts.map((contact) => contact.user).filter((user) => peers.has(user.id)));
+    return {
+      contacts: contacts.map((contact) => toContact(contact, presence.get(contact.user.id) ?? HIDDEN_PRESENCE)),
+      nextCursor: more && last ? encodeContactCursor(last) : null,
+    };
   }
 
   async addContact(userId: string, username: string) {
