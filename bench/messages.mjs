@@ -63,7 +63,11 @@ async function run(name, lanes, perLane, operation) {
   return summary;
 }
 
-/** The same transaction the API runs, written directly: 4 reads, counter set, message and nonce create. */
+/**
+ * The same transaction the API runs, written directly: 6 reads (counter, nonce, receiver, message, the
+ * receiver's presence, the sender's session), counter set, message and nonce create. Nobody is connected
+ * here, so presence lists no relay instance and neither side writes a feed event.
+ */
 async function bareSend(db, senderId, receiverId) {
   const input = messagePayload(receiverId);
   const messageId = newId("msg");
@@ -72,7 +76,9 @@ async function bareSend(db, senderId, receiverId) {
   const receiverRef = db.collection("users").doc(receiverId);
   const messageRef = db.collection("messages").doc(messageId);
   await db.runTransaction(async (tx) => {
-    const [pair, , , existing] = await tx.getAll(pairRef, nonceRef, receiverRef, messageRef);
+    const presenceRef = db.collection("presence").doc(receiverId);
+    const sessionRef = db.collection("sessions").doc(`session_of_${senderId}`);
+    const [pair, , , existing] = await tx.getAll(pairRef, nonceRef, receiverRef, messageRef, presenceRef, sessionRef);
     if (existing.exists) return;
     const now = Date.now();
     const sequenceNumber = (pair.data()?.lastSequence ?? 0) + 1;

@@ -73,6 +73,7 @@ async function startRelay() {
 
   process.on("message", async (message) => {
     if (message.cmd === "mintUsers") send({ reply: message.id, users: await mintUsers(message.count) });
+    if (message.cmd === "stats") send({ reply: message.id, stats: relay.stats(), cpu: process.cpuUsage() });
     if (message.cmd === "memory") {
       global.gc?.();
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -115,6 +116,9 @@ async function startFloor() {
   const instanceId = `floor_${randomBytes(6).toString("hex")}`;
   const feed = db.collection("relayInstances").doc(instanceId).collection("relayEvents");
 
+  /** What clients are sent: the stored fields less the server's own, as messages/record.ts does. */
+  const toRecord = (messageId, { conversationId, deliveredAt, ...fields }) => ({ id: messageId, messageId, ...fields, timestamp: fields.timestamp.toDate().toISOString() });
+
   /** MessageRepository.append without its checks: the same 6 reads, the same 4 writes, one transaction. */
   async function store(senderId, sessionId, input) {
     const messageId = lib.newId("msg");
@@ -127,7 +131,9 @@ async function startFloor() {
       db.collection("sessions").doc(sessionId),
     ];
     return db.runTransaction(async (tx) => {
-      const [pair, , , , presence] = await tx.getAll(...refs);
+      const [pair, , , existing, presence] = await tx.getAll(...refs);
+      // An attempt the SDK retried after it committed: the message is stored (as the relay checks too).
+      if (existing.exists) return toRecord(messageId, existing.data());
       const now = Date.now();
       const sequenceNumber = (pair.data()?.lastSequence ?? 0) + 1;
       const stored = {
@@ -145,8 +151,7 @@ async function startFloor() {
         clientTimestamp: input.timestamp,
         deliveredAt: null,
       };
-      const { conversationId, deliveredAt, ...fields } = stored;
-      const record = { id: messageId, messageId, ...fields, timestamp: new Date(now).toISOString() };
+      const record = toRecord(messageId, stored);
       tx.set(refs[0], { lastSequence: sequenceNumber, lastTimestampMs: now, tokens: 60, tokensAtMs: now });
       tx.create(refs[3], stored);
       tx.create(refs[1], { senderId, messageId, expiresAt: Timestamp.fromMillis(now + 900_000) });
@@ -245,7 +250,7 @@ async function startFloor() {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   process.on("message", async (message) => {
     if (message.cmd === "mintUsers") send({ reply: message.id, users: await mintUsers(message.count) });
-    if (message.cmd === "memory") send({ reply: message.id, memory: process.memoryUsage(), stats: { sockets: io.of("/").sockets.size, listeners } });
+    if (message.cmd === "stats") send({ reply: message.id, stats: { sockets: io.of("/").sockets.size, listeners }, cpu: process.cpuUsage() });
   });
   send({ ready: true, port: server.address().port });
 }

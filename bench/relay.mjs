@@ -8,31 +8,44 @@
 //    The floor (relay-server.mjs "floor") is bare Socket.IO + Admin SDK: the send transaction of the
 //    same shape (6 reads; counter, message, nonce and one feed event written) behind a bare HTTP
 //    handler and a bare send_message handler, and ONE listener on its instance's feed that emits
-//    message_received to the receiver's room. Relay and floor run side by side and their phases
-//    alternate, so noise from other work on the machine falls on both.
+//    message_received to the receiver's room. It does nothing with acknowledgements; the relay marks
+//    each acknowledged message delivered and writes the sender's receipt into the feed (ACK=0: bench
+//    receivers do not acknowledge, which shows that path's share).
+//    Relay and floor run side by side; their phases alternate (ABBA), so background load falls on both.
 // 2. Capacity: authenticated sockets held by one relay process (one user each), in steps up to
 //    MAX_SOCKETS, with memory per socket above the idle process next to a bare Socket.IO server holding
 //    as many, and the Firestore listeners the relay holds at each step (one, whatever the users).
 //
-//   npm run bench:relay                 (builds first)
-//   USERS=200 ROUNDS=3 PACE_MS=1500 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
+//   npm run bench:relay                 (builds first; about 7 minutes on 2 cores)
+//   USERS=200 ROUNDS=2 PACE_MS=10000 FEED_ROLL_MS=5000 MAX_SOCKETS=5000 STEP=1000 npm run bench:relay
+//   USERS=0 or MAX_SOCKETS=0 leaves that part out.
 //
-// Pace: each user sends one message every PACE_MS on average (a random pause of 0-2x). With a listener
-// per connected user the emulator collapsed below 5 s; with one per instance its cost per commit no
-// longer grows with the users (bench/emulator-listeners.mjs), so PACE_MS defaults to 1500 ms. That is
-// ~130 sends/s from 200 users, about what the emulator commits on two cores while every message is also
-// acknowledged, and it keeps the whole run within a few minutes. PACE_MS=0 shows saturation instead.
+// Load, and why not faster. In each phase every user sends one message after a random pause of 0 to
+// 2 x PACE_MS: 200 users at 10 s is 10 sends/s. The per-user listeners that made the old bench crawl
+// are gone, but two limits remain on this machine:
+// - The emulator answers every change to a listened query by sending the listener its whole result set
+//   again (RESET, every document, CURRENT; bench/emulator-listeners.mjs part 2), so each feed event costs
+//   in proportion to the events the listener has seen since it opened. With the relay's production roll
+//   (a fresh listener every 60 s) that is thousands of documents per event at these rates, and relay and
+//   floor alike fell minutes behind (tried: PACE_MS=1500 and 5000). So both roll every FEED_ROLL_MS=5000
+//   here, the relay through its own eventFeedRollMs option; production Firestore has no such cost.
+// - CPU: a relay message costs about 45 ms of emulator CPU and 25 ms of relay CPU (the CPU table below),
+//   so at 20 sends/s (PACE_MS=5000) a relay phase needs more than the two cores and measures queueing
+//   rather than latency. 10 sends/s leaves room for the bench client and for noise.
 import { fork } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 import lib from "./lib.cjs";
 
 const USERS = Number(process.env.USERS ?? 200);
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const MAX_SOCKETS = Number(process.env.MAX_SOCKETS ?? 5000);
 const STEP = Number(process.env.STEP ?? 1000);
-const PACE_MS = Number(process.env.PACE_MS ?? 1500);
+const PACE_MS = Number(process.env.PACE_MS ?? 10_000);
+const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 5000);
+const ACK = process.env.ACK !== "0";
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
 const { percentile, messagePayload } = lib;
@@ -90,10 +103,10 @@ async function connectAll(url, users, authOf, concurrency = 100) {
 }
 
 /**
- * Pairs (i, i + n/2) exchange ROUNDS messages each way. Per message: `sent` = send start -> the send's
- * answer (201 or ack), `received` = send start -> the receiver's message_received.
+ * One phase: pairs (i, i + n/2) exchange one message each way. Per message: `sent` = send start -> the
+ * send's answer (201 or ack), `received` = send start -> the receiver's message_received.
  */
-async function exchange(users, sockets, sendOne, { rounds = ROUNDS, pace = PACE_MS } = {}) {
+async function exchange(users, sockets, sendOne, { pace = PACE_MS } = {}) {
   const started = new Map();
   const arrived = new Set();
   const received = [];
@@ -105,26 +118,24 @@ async function exchange(users, sockets, sendOne, { rounds = ROUNDS, pace = PACE_
       const t0 = started.get(message.nonce);
       if (t0 !== undefined && !arrived.has(message.nonce)) received.push(performance.now() - t0);
       arrived.add(message.nonce);
-      ack?.();
+      if (ACK) ack?.();
     }),
   );
   const half = users.length / 2;
   await Promise.all(
     users.map(async (user, index) => {
       const partner = users[index < half ? index + half : index - half];
-      for (let round = 0; round < rounds; round++) {
-        // Users type at human pace: a random pause before each message (`pace` on average).
-        await sleep(Math.random() * 2 * pace);
-        const body = messagePayload(partner.id);
-        const t0 = performance.now();
-        started.set(body.nonce, t0);
-        try {
-          await sendOne(user, sockets[index], body);
-          sent.push(performance.now() - t0);
-          answered.push(body.nonce);
-        } catch (error) {
-          failures.push(String(error.message ?? error));
-        }
+      // Users type at human pace: a random pause before the message (`pace` on average).
+      await sleep(Math.random() * 2 * pace);
+      const body = messagePayload(partner.id);
+      const t0 = performance.now();
+      started.set(body.nonce, t0);
+      try {
+        await sendOne(user, sockets[index], body);
+        sent.push(performance.now() - t0);
+        answered.push(body.nonce);
+      } catch (error) {
+        failures.push(String(error.message ?? error));
       }
     }),
   );
@@ -134,7 +145,64 @@ async function exchange(users, sockets, sendOne, { rounds = ROUNDS, pace = PACE_
   const deadline = Date.now() + 60_000;
   while (missing() > 0 && Date.now() < deadline) await sleep(20);
   sockets.forEach((socket) => socket.removeAllListeners("message_received"));
-  return { received: stats(received), sent: stats(sent), lost: missing(), failed: failures.length, firstFailure: failures[0] };
+  return { received, sent, lost: missing(), failures };
+}
+
+/** Phases of one path merged: p50/p99 of each measure, losses and refusals, CPU per message sent. */
+function summarize(phases) {
+  const failures = phases.flatMap((phase) => phase.failures);
+  const count = phases.reduce((sum, phase) => sum + phase.sent.length + phase.failures.length, 0);
+  const total = (key) => phases.reduce((sum, phase) => sum + phase[key], 0);
+  return {
+    serverCpuMs: total("serverCpuMs") / count,
+    dbCpuMs: total("dbCpuMs") / count,
+    listeners: Math.max(...phases.map((phase) => phase.listeners ?? 0)),
+    received: stats(phases.flatMap((phase) => phase.received)),
+    sent: stats(phases.flatMap((phase) => phase.sent)),
+    lost: phases.reduce((sum, phase) => sum + phase.lost, 0),
+    failed: failures.length,
+    firstFailure: failures[0],
+  };
+}
+
+/**
+ * CPU ms the emulator's JVM has used so far, read from /proc (Linux): where the database's share of a
+ * phase shows. Undefined when the process is not found.
+ */
+function emulatorCpuMs(hostPort) {
+  const port = hostPort.split(":").pop();
+  emulatorCpuMs.pid ??= readdirSync("/proc").find((pid) => {
+    try {
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      // The JVM itself, not a wrapper that carries the same arguments.
+      return /java$/.test(args[0]) && args.some((arg) => arg.includes("CloudFirestore")) && args[args.indexOf("--port") + 1] === port;
+    } catch {
+      return false;
+    }
+  });
+  try {
+    // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command name.
+    const fields = readFileSync(`/proc/${emulatorCpuMs.pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+const cpuMs = ({ user, system }) => (user + system) / 1000;
+
+/**
+ * Waits until the emulator is nearly idle (under a quarter of a core over half a second), at most
+ * 15 s: a phase's acknowledgements and receipts are written after its messages arrive, and should not
+ * be counted against the next phase.
+ */
+async function settle(hostPort) {
+  const deadline = Date.now() + 15_000;
+  for (let last = emulatorCpuMs(hostPort); Date.now() < deadline; ) {
+    await sleep(500);
+    const now = emulatorCpuMs(hostPort);
+    if (now === undefined || now - last < 125) return;
+    last = now;
+  }
 }
 
 /** POST a message; resolves on 201. */
@@ -157,7 +225,7 @@ const ratio = (value, floor, target) => {
   return `${x.toFixed(2)}x${x <= target ? " " : "!"}`.padStart(7);
 };
 
-async function latency(env, lines) {
+async function latency(env, lines, emulatorHost) {
   const [relay, floor] = await Promise.all([startChild("relay", env("latency")), startChild("floor", env("floor"))]);
   const [{ users }, { users: floorUsers }] = await Promise.all([relay.ask({ cmd: "mintUsers", count: USERS }), floor.ask({ cmd: "mintUsers", count: USERS })]);
   const sockets = await connectAll(relay.url, users, (user) => ({ token: user.token }));
@@ -168,26 +236,38 @@ async function latency(env, lines) {
 
   const relayRest = (user, _socket, body) => postMessage(`${relay.url}/api/messages/send`, { Authorization: `Bearer ${user.token}` }, body);
   const floorRest = (user, _socket, body) => postMessage(`${floor.url}/send`, { "x-user-id": user.id, "x-session-id": user.sessionId }, body);
-  const phases = {
-    relayRest: () => exchange(users, sockets, relayRest),
-    floorRest: () => exchange(floorUsers, floorSockets, floorRest),
-    relaySocket: () => exchange(users, sockets, socketSend),
-    floorSocket: () => exchange(floorUsers, floorSockets, socketSend),
+  const paths = {
+    relayRest: [relay, (pace) => exchange(users, sockets, relayRest, { pace })],
+    floorRest: [floor, (pace) => exchange(floorUsers, floorSockets, floorRest, { pace })],
+    relaySocket: [relay, (pace) => exchange(users, sockets, socketSend, { pace })],
+    floorSocket: [floor, (pace) => exchange(floorUsers, floorSockets, socketSend, { pace })],
   };
-  // Warm-up (connections, JIT, the emulator's indexes): 20 pairs, one message each way per path. Then
-  // measured, in ABBA order so a drift in background load over the run favours neither side.
-  const few = (list) => list.slice(0, 40);
-  const warm = { rounds: 1, pace: 500 };
-  await exchange(few(users), few(sockets), relayRest, warm);
-  await exchange(few(floorUsers), few(floorSockets), floorRest, warm);
-  await exchange(few(users), few(sockets), socketSend, warm);
-  await exchange(few(floorUsers), few(floorSockets), socketSend, warm);
-  const r = {};
-  for (const name of ["relayRest", "floorRest", "floorSocket", "relaySocket"]) {
-    r[name] = await phases[name]();
-    console.error(`  ${name}: received p50 ${fixed(r[name].received.p50, 0)} ms, answered p50 ${fixed(r[name].sent.p50, 0)} ms, lost ${r[name].lost}, refused ${r[name].failed}`);
+  /** One phase of a path, with the CPU its server process and the emulator used meanwhile. */
+  const runPhase = async (name, pace) => {
+    const [server, run] = paths[name];
+    const before = { db: emulatorCpuMs(emulatorHost), server: cpuMs((await server.ask({ cmd: "stats" })).cpu) };
+    const phase = await run(pace);
+    await settle(emulatorHost);
+    const after = await server.ask({ cmd: "stats" });
+    phase.listeners = after.stats.listeners;
+    phase.serverCpuMs = cpuMs(after.cpu) - before.server;
+    phase.dbCpuMs = emulatorCpuMs(emulatorHost) - before.db; // NaN when unknown
+    return phase;
+  };
+  // One quicker phase of each path to warm up (connections, JIT in both Node and the emulator's JVM),
+  // then ROUNDS cycles of one phase each, in ABBA order (reversed every other cycle), so neither side is
+  // favoured by its place in the run or by a drift in background load.
+  const order = ["relayRest", "floorRest", "floorSocket", "relaySocket"];
+  for (const name of order) await runPhase(name, PACE_MS / 2);
+  const measured = Object.fromEntries(order.map((name) => [name, []]));
+  for (let cycle = 0; cycle < ROUNDS; cycle++) {
+    for (const name of cycle % 2 ? [...order].reverse() : order) {
+      const phase = await runPhase(name);
+      measured[name].push(phase);
+      console.error(`  ${name}: received p50 ${fixed(stats(phase.received).p50, 0)} ms, answered p50 ${fixed(stats(phase.sent).p50, 0)} ms, lost ${phase.lost}, refused ${phase.failures.length}`);
+    }
   }
-  const { stats: relayStats } = await relay.ask({ cmd: "memory" });
+  const r = Object.fromEntries(order.map((name) => [name, summarize(measured[name])]));
   sockets.forEach((socket) => socket.disconnect());
   floorSockets.forEach((socket) => socket.disconnect());
   relay.stop();
@@ -196,12 +276,13 @@ async function latency(env, lines) {
   // The transport alone: Socket.IO forwarding the payload, no database.
   const bare = await startChild("bare", {});
   const bareSockets = await connectAll(bare.url, users, (user) => ({ userId: user.id }));
-  const transport = await exchange(users, bareSockets, socketSend);
+  const transport = summarize([await exchange(users, bareSockets, socketSend, { pace: 500 })]);
   bareSockets.forEach((socket) => socket.disconnect());
   bare.stop();
 
   lines.push(
-    `Latency, ${USERS} connected users, ${ROUNDS} messages each per path, one every ~${PACE_MS} ms per user (ms); relay listeners: ${listenersAfterConnect} after connecting, ${relayStats.listeners} at the end`,
+    `Latency, ${USERS} connected users, ${ROUNDS} messages each per path, one every ~${PACE_MS} ms per user in a phase (ms); feed rolled every ${FEED_ROLL_MS} ms;` +
+      ` relay listeners: ${listenersAfterConnect} after connecting, at most ${Math.max(r.relayRest.listeners, r.relaySocket.listeners)} after a phase (2 while rolling)${ACK ? "" : "; receivers do NOT acknowledge (ACK=0)"}`,
   );
   lines.push("floor: bare Socket.IO + Admin SDK, same send transaction, one feed listener per instance; ! = over target (p50 1.5x, p99 2x)");
   lines.push("path                                      n  refused  lost      p50      p99  floor p50  floor p99   p50 x   p99 x");
@@ -219,9 +300,22 @@ async function latency(env, lines) {
   row("(b) socket send_message -> ack", r.relaySocket, "sent", r.floorSocket);
   row("(c) socket send -> message_received", r.relaySocket, "received", r.floorSocket);
   row("bare Socket.IO forward (no database)", transport, "received");
+  for (const [name, path] of [["floor REST", r.floorRest], ["floor socket", r.floorSocket]]) {
+    if (path.failed || path.lost) lines.push(`${name}: ${path.failed} refused, ${path.lost} lost; first refusal: ${path.firstFailure}`);
+  }
   const ack = r.relaySocket.sent.p50;
   const rest = r.relayRest.sent.p50;
   lines.push(`socket ack p50 ${fixed(ack, 0)} ms vs REST 201 p50 ${fixed(rest, 0)} ms: ${ack <= rest ? "not higher (target met)" : "HIGHER (target missed)"}`);
+  lines.push("");
+  lines.push("CPU per message sent, over the measured phases (ms)   relay    floor   relay/floor");
+  for (const [label, key, relayPath, floorPath] of [
+    ["emulator (JVM), REST phases", "dbCpuMs", r.relayRest, r.floorRest],
+    ["emulator (JVM), socket phases", "dbCpuMs", r.relaySocket, r.floorSocket],
+    ["server process, REST phases", "serverCpuMs", r.relayRest, r.floorRest],
+    ["server process, socket phases", "serverCpuMs", r.relaySocket, r.floorSocket],
+  ]) {
+    lines.push(`${label.padEnd(50)}${fixed(relayPath[key], 9)}${fixed(floorPath[key], 9)}${(relayPath[key] / floorPath[key]).toFixed(2).padStart(13)}x`);
+  }
 }
 
 async function capacity(env, lines) {
@@ -268,11 +362,16 @@ async function capacity(env, lines) {
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
   const emulator = await lib.useEmulator("demo-bench");
-  const env = (label) => ({ FIRESTORE_EMULATOR_HOST: emulator.hostPort, FIREBASE_PROJECT_ID: `demo-bench-${label}-${randomBytes(3).toString("hex")}` });
+  // Capacity sends no messages, so its relay keeps the production roll.
+  const env = (label) => ({
+    FIRESTORE_EMULATOR_HOST: emulator.hostPort,
+    FIREBASE_PROJECT_ID: `demo-bench-${label}-${randomBytes(3).toString("hex")}`,
+    ...(label === "capacity" ? {} : { FEED_ROLL_MS: String(FEED_ROLL_MS) }),
+  });
   const lines = [];
   try {
     // USERS=0 or MAX_SOCKETS=0 leaves that part out.
-    if (USERS > 0) await latency(env, lines);
+    if (USERS > 0) await latency(env, lines, emulator.hostPort);
     if (USERS > 0 && MAX_SOCKETS > 0) lines.push("");
     if (MAX_SOCKETS > 0) await capacity(env, lines);
     console.log("\n" + lines.join("\n") + "\n");
