@@ -208,14 +208,19 @@ export function readMultipart(req: Request, spec: FormSpec, sink: FileSink): Pro
 }
 
 /**
- * When an upload is refused before its body was read to the end (too large, over the rate or the quota):
- * the answer says `Connection: close`, and once it is sent the connection closes (Node destroys the
- * socket after a `Connection: close` response) instead of reading and discarding what the client is
- * still sending.
+ * When an upload is refused before its body was read to the end (a broken form, too large, over the
+ * rate or the quota). A body whose declared length is within the limit is read and dropped, so its
+ * keep-alive connection serves the next request. Any other (chunked, or declared too large) is not
+ * read on: the answer says `Connection: close`, and once it is sent the connection closes (Node
+ * destroys the socket after a `Connection: close` response).
  */
-export function closeAfterAnswer(req: Request, res: Response): void {
+export function closeAfterAnswer(req: Request, res: Response, maxFileBytes: number): void {
   if (req.complete || (req as Request & { rawBody?: unknown }).rawBody !== undefined) return;
   req.unpipe();
+  if (Number.isFinite(Number(req.headers["content-length"])) && !declaredTooLarge(req, maxFileBytes)) {
+    req.resume();
+    return;
+  }
   req.pause();
   res.set("Connection", "close");
   res.once("finish", () => req.socket.destroySoon());

@@ -27,7 +27,7 @@ export function fileRoutes(files: FileService): Router {
     try {
       await upload(req, res);
     } catch (error) {
-      closeAfterAnswer(req, res); // a refusal before the body's end does not wait for the rest of it
+      closeAfterAnswer(req, res, files.maxBytes); // a refusal before the body's end does not wait for an unbounded rest
       throw error;
     }
   });
