@@ -122,15 +122,16 @@ async function main() {
   try {
     // Warm-up: connections, JIT, the emulator's own start.
     const warm = await setUp(db, "baseline", 0);
-    await timeMessages(db, warm, 50);
+    await timeMessages(db, warm, 100);
     warm.stops.forEach((stop) => stop());
 
     const layouts = { baseline: "baseline (1 idle listener)", "per-user": "per-user listeners (old)", feed: "instance feed (new)" };
-    const results = {};
-    for (const layout of Object.keys(layouts)) {
-      results[layout] = [];
-      for (const connected of USERS) {
+    const results = Object.fromEntries(Object.keys(layouts).map((layout) => [layout, []]));
+    // Layouts side by side for each number of users, so a change in background load falls on all three.
+    for (const connected of USERS) {
+      for (const layout of Object.keys(layouts)) {
         const setup = await setUp(db, layout, connected);
+        await lib.settleEmulator(process.env.FIRESTORE_EMULATOR_HOST);
         results[layout].push((await timeMessages(db, setup, MESSAGES)).perCommit);
         setup.stops.forEach((stop) => stop());
         console.error(`  ${layout}, ${connected} users: ${results[layout].at(-1).toFixed(1)} ms per commit`);
@@ -142,6 +143,7 @@ async function main() {
     const rolled = [];
     for (const [row, roll] of [[growing, false], [rolled, true]]) {
       const setup = await setUp(db, "feed", 200);
+      await lib.settleEmulator(process.env.FIRESTORE_EMULATOR_HOST);
       for (let n = 0; n < FEED_MESSAGES; n += FEED_STEP) {
         if (roll && n > 0) {
           setup.stops.forEach((stop) => stop());

@@ -33,7 +33,6 @@
 //   so at 20 sends/s (PACE_MS=5000) a relay phase needs more than the two cores and measures queueing
 //   rather than latency. 10 sends/s leaves room for the bench client and for noise.
 import { fork } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
@@ -48,7 +47,7 @@ const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 5000);
 const ACK = process.env.ACK !== "0";
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
-const { percentile, messagePayload } = lib;
+const { percentile, messagePayload, emulatorCpuMs, settleEmulator } = lib;
 const stats = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
@@ -165,45 +164,7 @@ function summarize(phases) {
   };
 }
 
-/**
- * CPU ms the emulator's JVM has used so far, read from /proc (Linux): where the database's share of a
- * phase shows. Undefined when the process is not found.
- */
-function emulatorCpuMs(hostPort) {
-  const port = hostPort.split(":").pop();
-  emulatorCpuMs.pid ??= readdirSync("/proc").find((pid) => {
-    try {
-      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      // The JVM itself, not a wrapper that carries the same arguments.
-      return /java$/.test(args[0]) && args.some((arg) => arg.includes("CloudFirestore")) && args[args.indexOf("--port") + 1] === port;
-    } catch {
-      return false;
-    }
-  });
-  try {
-    // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command name.
-    const fields = readFileSync(`/proc/${emulatorCpuMs.pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
 const cpuMs = ({ user, system }) => (user + system) / 1000;
-
-/**
- * Waits until the emulator is nearly idle (under a quarter of a core over half a second), at most
- * 15 s: a phase's acknowledgements and receipts are written after its messages arrive, and should not
- * be counted against the next phase.
- */
-async function settle(hostPort) {
-  const deadline = Date.now() + 15_000;
-  for (let last = emulatorCpuMs(hostPort); Date.now() < deadline; ) {
-    await sleep(500);
-    const now = emulatorCpuMs(hostPort);
-    if (now === undefined || now - last < 125) return;
-    last = now;
-  }
-}
 
 /** POST a message; resolves on 201. */
 async function postMessage(url, headers, body) {
@@ -232,7 +193,7 @@ async function latency(env, lines, emulatorHost) {
   const floorSockets = await connectAll(floor.url, floorUsers, (user) => ({ userId: user.id, sessionId: user.sessionId }));
   const listenersAfterConnect = (await relay.ask({ cmd: "memory" })).stats.listeners;
   // Let connection-time work settle (presence, announcements, backlog reads).
-  await sleep(2000);
+  await settleEmulator(emulatorHost);
 
   const relayRest = (user, _socket, body) => postMessage(`${relay.url}/api/messages/send`, { Authorization: `Bearer ${user.token}` }, body);
   const floorRest = (user, _socket, body) => postMessage(`${floor.url}/send`, { "x-user-id": user.id, "x-session-id": user.sessionId }, body);
@@ -247,7 +208,8 @@ async function latency(env, lines, emulatorHost) {
     const [server, run] = paths[name];
     const before = { db: emulatorCpuMs(emulatorHost), server: cpuMs((await server.ask({ cmd: "stats" })).cpu) };
     const phase = await run(pace);
-    await settle(emulatorHost);
+    // A phase's acknowledgements and receipts are written after its messages arrive: count them here.
+    await settleEmulator(emulatorHost);
     const after = await server.ask({ cmd: "stats" });
     phase.listeners = after.stats.listeners;
     phase.serverCpuMs = cpuMs(after.cpu) - before.server;
