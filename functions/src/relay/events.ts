@@ -16,7 +16,10 @@ import { COLLECTIONS } from "../shared/firestore";
  *   connection registering later finds the message with its backlog query (relay/delivery.ts).
  * - Everything else (typing, presence changes, receipts, key-exchange notices, session revocations) is
  *   published after its own write. Durable ones (key exchanges) are also read from their own collection
- *   on connection, until acknowledged.
+ *   on connection, until acknowledged. An instance in the publishing process (`deliverLocally`) gets its
+ *   events handed over directly: a receipt or typing event between two users of one instance then costs
+ *   no feed write and no listener round trip (on the emulator, every feed write is matched against the
+ *   listener's whole result set).
  *
  * A feed of its own per instance (not one collection for all) keeps each listener's collection small:
  * the emulator evaluates a listener against the collection it listens to on every commit
@@ -58,6 +61,8 @@ export function instancesIn(presence: DocumentSnapshot | undefined): string[] {
 export class UserEvents {
   private readonly presence;
   private readonly instances;
+  /** Relay instances running in this process, by id: they take their users' events without the feed. */
+  private readonly localInstances = new Map<string, (event: UserEvent) => void>();
 
   constructor(
     private readonly db: Firestore,
@@ -87,6 +92,18 @@ export class UserEvents {
     }
   }
 
+  /**
+   * Events this process publishes for users on `instanceId` go straight to `onEvent` instead of through
+   * the instance's feed (events routed inside a send transaction still go through the feed). Returns the
+   * function that stops it.
+   */
+  deliverLocally(instanceId: string, onEvent: (event: UserEvent) => void): () => void {
+    this.localInstances.set(instanceId, onEvent);
+    return () => {
+      if (this.localInstances.get(instanceId) === onEvent) this.localInstances.delete(instanceId);
+    };
+  }
+
   async publish(userId: string, type: UserEventType, payload: Record<string, unknown>): Promise<void> {
     await this.publishToMany([userId], type, payload);
   }
@@ -96,10 +113,15 @@ export class UserEvents {
     if (userIds.length === 0) return;
     const presence = await this.db.getAll(...userIds.map((id) => this.presence.doc(id)));
     const writes: Array<{ userId: string; instanceId: string }> = [];
-    presence.forEach((doc, index) => {
-      for (const instanceId of instancesIn(doc)) writes.push({ userId: userIds[index]!, instanceId });
-    });
     const nowMs = this.clock.now().getTime();
+    presence.forEach((doc, index) => {
+      const userId = userIds[index]!;
+      for (const instanceId of instancesIn(doc)) {
+        const local = this.localInstances.get(instanceId);
+        if (local) local({ id: this.feedOf(instanceId).doc().id, userId, type, payload, createdAtMs: nowMs });
+        else writes.push({ userId, instanceId });
+      }
+    });
     for (let start = 0; start < writes.length; start += BATCH_SIZE) {
       const batch = this.db.batch();
       for (const { userId, instanceId } of writes.slice(start, start + BATCH_SIZE)) {

@@ -77,6 +77,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock);
   const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger });
   const eventFeed = followInstanceEvents(events, instanceId, logger, delivery.handleEvent, options.eventFeedRollMs);
+  const stopLocalEvents = events.deliverLocally(instanceId, delivery.handleEvent);
   const typing = createTyping(users, events, config.rateLimits.typing, clock);
   let closing = false;
 
@@ -202,6 +203,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     }),
     async close({ handOff = false } = {}) {
       closing = true;
+      stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });
     },
   };
