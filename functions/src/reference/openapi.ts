@@ -6,7 +6,7 @@ import { keyExchangeOperations } from "../keyexchange/routes";
 import { exchangeViewSchema } from "../keyexchange/schema";
 import { messageOperations } from "../messages/routes";
 import { messageRecordSchema } from "../messages/schema";
-import { presenceEventSchema, okAckSchema, typingSchema } from "../relay/schema";
+import { CLIENT_EVENTS, SERVER_EVENTS, presenceEventSchema, okAckSchema, typingSchema, type ClientEvent, type ServerEvent } from "../relay/schema";
 import { ERROR_CODES, type ErrorCode } from "../shared/errors";
 import { healthOperations } from "../shared/health";
 import type { Operation, OperationGroup } from "../shared/operations";
@@ -14,11 +14,10 @@ import { doneResponseSchema, errorEnvelopeSchema, errorSchema } from "../shared/
 import { userOperations } from "../users/routes";
 import { contactSchema, profileSchema, publicUserSchema } from "../users/presenters";
 import { referenceOperations } from "./routes";
-import { CLIENT_EVENTS, SERVER_EVENTS } from "./socket-events";
 
 /**
  * The OpenAPI 3.1 document, generated from the operations the app mounts (each capability's routes.ts)
- * and the relay's event schemas (socket-events.ts): request shapes with `z.toJSONSchema(…, { io: "input" })`
+ * and the relay's table of events (relay/schema.ts): request shapes with `z.toJSONSchema(…, { io: "input" })`
  * (what a client may send: defaults optional, before transforms), answers with `io: "output"`.
  * Every request body, answer and event payload is a named component, so the typed client's generated
  * types (client/src/generated.ts) have the same names.
@@ -264,7 +263,7 @@ export type OpenApiDocument = ReturnType<typeof buildOpenApiDocument>;
 function socketEventsSection(inputs: Registry, outputs: Registry) {
   const failed = named(outputs, errorEnvelopeSchema, "ErrorEnvelope");
   const clientToServer = Object.fromEntries(
-    Object.entries(CLIENT_EVENTS).map(([event, spec]) => [
+    Object.entries<ClientEvent>(CLIENT_EVENTS).map(([event, spec]) => [
       event,
       {
         description: spec.description,
@@ -274,7 +273,7 @@ function socketEventsSection(inputs: Registry, outputs: Registry) {
     ]),
   );
   const serverToClient = Object.fromEntries(
-    Object.entries(SERVER_EVENTS).map(([event, spec]) => [
+    Object.entries<ServerEvent>(SERVER_EVENTS).map(([event, spec]) => [
       event,
       {
         description: spec.description,
