@@ -5,34 +5,36 @@ import type { Firestore } from "firebase-admin/firestore";
 import type { AppConfig } from "./config";
 import { createPasswordHasher } from "./auth/passwords";
 import { requireAuth, requireToken } from "./auth/middleware";
-import { authRoutes } from "./auth/routes";
+import { authOperations } from "./auth/routes";
 import { AuthService } from "./auth/service";
 import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
 import { unconfiguredBlobStore, type BlobStore } from "./files/blob-store";
 import { FileCleanup } from "./files/cleanup";
 import { FileRepository } from "./files/repository";
-import { fileRoutes } from "./files/routes";
+import { fileOperations } from "./files/routes";
 import { FileService } from "./files/service";
 import { systemClock, type Clock } from "./shared/clock";
 import { MessageRepository } from "./messages/repository";
-import { messageRoutes } from "./messages/routes";
+import { messageOperations } from "./messages/routes";
 import { MessageSender } from "./messages/send";
 import { KeyExchangeRepository } from "./keyexchange/repository";
-import { keyExchangeRoutes } from "./keyexchange/routes";
+import { keyExchangeOperations } from "./keyexchange/routes";
 import { KeyExchangeService } from "./keyexchange/service";
 import { localSiteRoutes, type LocalSite } from "./local/site";
-import { referenceRoutes } from "./reference/routes";
-import { healthRoutes } from "./shared/health";
+import { openApiDocument } from "./reference/openapi";
+import { referenceOperations } from "./reference/routes";
+import { healthOperations } from "./shared/health";
 import { errorHandler, limitPreparsedBody, notFoundHandler, requestDeadline, requestLogger, requireJsonBody } from "./shared/http";
 import { createLogger, type Logger } from "./shared/logger";
 import { createEndpointLimits } from "./shared/endpoint-limits";
+import { mountOperations, type Gates } from "./shared/mount";
 import { applyFirestoreDeadline } from "./shared/firestore";
 import { FirestoreRateLimiter } from "./shared/rate-limit";
 import { UserEvents } from "./relay/events";
 import { FirestorePresenceDirectory } from "./relay/presence";
 import { UserRepository } from "./users/repository";
-import { userRoutes } from "./users/routes";
+import { userOperations } from "./users/routes";
 import { UserService } from "./users/service";
 
 /** Everything the app needs from outside; the Cloud Function, the local stack and tests each supply it. */
@@ -106,11 +108,15 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use(cors({ origin: config.corsOrigins, credentials: true }));
   app.use("/api", limits.perAddress); // after CORS, so a browser can read a 429
   // Who is asking, then how often they have asked (README "Rate limits"); a Router chains the two.
-  const authenticated = Router().use(requireAuth(services.tokens, services.sessions), limits.perUser);
-  // File uploads are multipart bodies that files/multipart.ts reads as a stream, so the files router is
+  const gates: Gates = {
+    session: Router().use(requireAuth(services.tokens, services.sessions), limits.perUser),
+    token: Router().use(requireToken(services.tokens), limits.perUser),
+    limits,
+  };
+  // File uploads are multipart bodies that files/multipart.ts reads as a stream, so the files routes are
   // mounted before the JSON-only body handling below instead of giving that global middleware a list of
   // exceptions: every other route keeps refusing non-JSON bodies, and no route here takes a JSON body.
-  app.use("/api/files", authenticated, fileRoutes(services.files));
+  app.use("/api", mountOperations(fileOperations, { files: services.files }, gates));
   // Requests waiting on the database answer 503 by the deadline (uploads, mounted above, stream for as
   // long as the client sends; their database calls have the same per-call deadline).
   app.use(requestDeadline(config.firestoreDeadlineMs));
@@ -119,16 +125,13 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use(express.json({ limit: config.jsonBodyLimitBytes }));
 
   const api = Router();
-  api.use(healthRoutes(services.db));
-  api.use(referenceRoutes());
-  api.use("/auth", authRoutes(services.auth, authenticated, limits));
-  api.use("/users", authenticated, userRoutes(services.userService, limits));
-  const tokenChecked = Router().use(requireToken(services.tokens), limits.perUser);
-  api.use(
-    "/messages",
-    messageRoutes(services.sender, services.messages, { authenticated, tokenChecked, sessions: services.sessions }),
-  );
-  api.use("/keyexchange", authenticated, keyExchangeRoutes(services.keyExchanges, limits));
+  api.use(mountOperations(healthOperations, { db: services.db }, gates));
+  api.use(mountOperations(referenceOperations, { document: openApiDocument }, gates));
+  api.use(mountOperations(authOperations, { auth: services.auth }, gates));
+  api.use(mountOperations(userOperations, { users: services.userService }, gates));
+  const { sender, messages, sessions } = services;
+  api.use(mountOperations(messageOperations, { sender, messages, sessions }, gates));
+  api.use(mountOperations(keyExchangeOperations, { exchanges: services.keyExchanges }, gates));
   app.use("/api", api);
   if (deps.site) app.use(localSiteRoutes(deps.site));
 

@@ -1,44 +1,114 @@
-import { Router, type RequestHandler } from "express";
-import type { EndpointLimits } from "../shared/endpoint-limits";
 import { requestContext } from "../shared/http";
-import { parseInput } from "../shared/validation";
+import { operationOf, type OperationGroup } from "../shared/operations";
 import { caller } from "./middleware";
-import { changePasswordSchema, loginSchema, refreshSchema, registerSchema } from "./schema";
+import {
+  changePasswordResponseSchema,
+  changePasswordSchema,
+  loginResponseSchema,
+  loginSchema,
+  logoutAllResponseSchema,
+  logoutResponseSchema,
+  refreshResponseSchema,
+  refreshSchema,
+  registerResponseSchema,
+  registerSchema,
+} from "./schema";
 import type { AuthService } from "./service";
 
-export function authRoutes(auth: AuthService, requireAuth: RequestHandler, limits: Pick<EndpointLimits, "register" | "registerGlobal" | "refresh">): Router {
-  const router = Router();
-
-  router.post("/register", limits.register, limits.registerGlobal, async (req, res) => {
-    const result = await auth.register(parseInput(registerSchema, req.body));
-    res.status(201).json({ success: true, ...result });
-  });
-
-  router.post("/login", async (req, res) => {
-    const result = await auth.login(parseInput(loginSchema, req.body), requestContext(req).ip);
-    res.json({ success: true, ...result });
-  });
-
-  router.post("/refresh", limits.refresh, async (req, res) => {
-    const result = await auth.refresh(parseInput(refreshSchema, req.body));
-    res.json({ success: true, ...result });
-  });
-
-  router.post("/logout", requireAuth, async (_req, res) => {
-    const { sessionId, userId } = caller(res);
-    await auth.logout(sessionId, userId);
-    res.json({ success: true, message: "Logged out successfully" });
-  });
-
-  router.post("/logout-all", requireAuth, async (_req, res) => {
-    const revokedSessions = await auth.logoutAll(caller(res).userId);
-    res.json({ success: true, revokedSessions });
-  });
-
-  router.post("/change-password", requireAuth, async (req, res) => {
-    await auth.changePassword(caller(res), parseInput(changePasswordSchema, req.body), requestContext(req).ip);
-    res.json({ success: true });
-  });
-
-  return router;
+interface AuthRouteDeps {
+  auth: AuthService;
 }
+
+const operation = operationOf<AuthRouteDeps>();
+
+export const authOperations: OperationGroup<AuthRouteDeps> = {
+  prefix: "/auth",
+  tag: "Auth",
+  operations: [
+    operation({
+      operationId: "register",
+      method: "post",
+      path: "/register",
+      summary: "Register with an identity public key",
+      description:
+        "`password`: 8 characters to 72 bytes of UTF-8 (longer is refused, never truncated). `publicKey`: PEM SPKI EC key on P-256 or P-384, stored exactly as sent. Email and username are unique case-insensitively.",
+      auth: "public",
+      limits: ["register", "registerGlobal"],
+      body: registerSchema,
+      success: { status: 201, description: "Registered and logged in", schema: registerResponseSchema },
+      errors: ["EMAIL_TAKEN", "USERNAME_TAKEN"],
+      handle: ({ body }, { auth }) => auth.register(body),
+    }),
+    operation({
+      operationId: "login",
+      method: "post",
+      path: "/login",
+      summary: "Log in",
+      description:
+        "A wrong password and an unknown email give the same 401. Throttled per client address, per account and client address, and per account from every address (a much higher ceiling): 429 with `Retry-After`. Another address's failures never throttle yours below that ceiling.",
+      auth: "public",
+      // Throttled inside the flow (auth/service.ts): the buckets depend on the account and the outcome.
+      body: loginSchema,
+      success: { status: 200, description: "Logged in, with the caller's contacts", schema: loginResponseSchema },
+      errors: ["UNAUTHORIZED", "RATE_LIMITED"],
+      handle: ({ body, req }, { auth }) => auth.login(body, requestContext(req).ip),
+    }),
+    operation({
+      operationId: "refresh",
+      method: "post",
+      path: "/refresh",
+      summary: "Rotate the refresh token",
+      description:
+        "Presenting a refresh token this session already replaced revokes the whole session (401); any other wrong secret is a plain 401 and the session lives on. Refresh never extends a session past its absolute lifetime (90 days from login by default).",
+      auth: "public",
+      limits: ["refresh"],
+      body: refreshSchema,
+      success: { status: 200, description: "A new access token and a new refresh token", schema: refreshResponseSchema },
+      errors: ["UNAUTHORIZED"],
+      handle: ({ body }, { auth }) => auth.refresh(body),
+    }),
+    operation({
+      operationId: "logout",
+      method: "post",
+      path: "/logout",
+      summary: "Revoke the session",
+      description: "The access token and refresh token are refused from then on, and the session's sockets are disconnected.",
+      auth: "session",
+      success: { status: 200, description: "Logged out", schema: logoutResponseSchema },
+      errors: [],
+      handle: async ({ res }, { auth }) => {
+        const { sessionId, userId } = caller(res);
+        await auth.logout(sessionId, userId);
+        return { message: "Logged out successfully" };
+      },
+    }),
+    operation({
+      operationId: "logoutAll",
+      method: "post",
+      path: "/logout-all",
+      summary: "Revoke every session of the caller",
+      description:
+        "Every session of the user ends, the caller's included: their access and refresh tokens are refused from then on, and their sockets are disconnected.",
+      auth: "session",
+      success: { status: 200, description: "Every session ended; `revokedSessions` counts them", schema: logoutAllResponseSchema },
+      errors: [],
+      handle: async ({ res }, { auth }) => ({ revokedSessions: await auth.logoutAll(caller(res).userId) }),
+    }),
+    operation({
+      operationId: "changePassword",
+      method: "post",
+      path: "/change-password",
+      summary: "Change the password",
+      description:
+        "`newPassword` follows the registration rules. The caller's session stays valid; every other session ends (its sockets are disconnected). A wrong `currentPassword` is 401 and counts as a failed login against the login limits (429 with `Retry-After`).",
+      auth: "session",
+      body: changePasswordSchema,
+      success: { status: 200, description: "Password changed", schema: changePasswordResponseSchema },
+      errors: ["UNAUTHORIZED", "RATE_LIMITED"],
+      handle: async ({ body, req, res }, { auth }) => {
+        await auth.changePassword(caller(res), body, requestContext(req).ip);
+        return {};
+      },
+    }),
+  ],
+};

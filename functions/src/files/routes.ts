@@ -1,12 +1,16 @@
 import { pipeline } from "node:stream/promises";
-import { Router, type Request, type Response } from "express";
+import type { Request, Response } from "express";
 import { caller } from "../auth/middleware";
 import { AppError } from "../shared/errors";
+import { operationOf, RATE_LIMIT_HEADERS, type OperationGroup } from "../shared/operations";
 import { rateLimitHeaders } from "../shared/rate-limit";
-import { parseInput } from "../shared/validation";
 import { closeAfterAnswer, declaredTooLarge, fileTooLarge, isMultipartRequest, readMultipart } from "./multipart";
-import { FILE_PART, fileParamsSchema, TEXT_PARTS } from "./schema";
+import { deleteFileResponseSchema, FILE_PART, fileMetaResponseSchema, fileParamsSchema, TEXT_PARTS, uploadFieldsSchema, uploadResponseSchema } from "./schema";
 import type { FileService } from "./service";
+
+interface FileRouteDeps {
+  files: FileService;
+}
 
 /** What every download answers with: opaque bytes the browser must neither render nor sniff. */
 const DOWNLOAD_HEADERS = {
@@ -16,62 +20,100 @@ const DOWNLOAD_HEADERS = {
   "Cache-Control": "private, no-store",
 };
 
+const operation = operationOf<FileRouteDeps>();
+
 /**
- * Mounted behind requireAuth and *before* the app's JSON body handling: the upload body is multipart
- * and is read here, as a stream (see app.ts).
+ * Mounted *before* the app's JSON body handling (see app.ts): the upload body is multipart and is read
+ * by its handler, as a stream.
  */
-export function fileRoutes(files: FileService): Router {
-  const router = Router();
+export const fileOperations: OperationGroup<FileRouteDeps> = {
+  prefix: "/files",
+  tag: "Files",
+  operations: [
+    operation({
+      operationId: "uploadFile",
+      method: "post",
+      path: "/upload",
+      summary: "Upload an encrypted file",
+      description:
+        "multipart/form-data, parts in any order. Files over FILE_MAX_BYTES (25 MiB) are 413 PAYLOAD_TOO_LARGE; over the uploader's quota 413 QUOTA_EXCEEDED; 30 uploads per user per hour. The filename is sanitized (control and invisible characters removed, last path segment kept), never refused for that. A receiver who blocks the uploader answers 403 BLOCKED (nothing is kept).",
+      // Its rate is taken inside the flow (files/service.ts), once the body is known to be acceptable.
+      auth: "session",
+      multipart: {
+        fields: uploadFieldsSchema,
+        filePart: FILE_PART,
+        fileDescription: "The ciphertext (a Blob in FormData); not empty. Its own filename and content type are ignored.",
+      },
+      success: { status: 201, description: "Stored", schema: uploadResponseSchema, headers: RATE_LIMIT_HEADERS },
+      errors: ["NOT_FOUND", "BLOCKED", "QUOTA_EXCEEDED", "RATE_LIMITED", "SERVICE_UNAVAILABLE"],
+      handle: async ({ req, res }, { files }) => {
+        try {
+          return await upload(req, res, files);
+        } catch (error) {
+          closeAfterAnswer(req, res, files.maxBytes); // a refusal before the body's end does not wait for an unbounded rest
+          throw error;
+        }
+      },
+    }),
+    operation({
+      operationId: "downloadFile",
+      method: "get",
+      path: "/{fileId}",
+      summary: "Download the encrypted bytes",
+      description:
+        "Exactly as uploaded, as `application/octet-stream` with `Content-Disposition: attachment`. Decrypt with the record's `iv` and `authTag`. 404 for anyone but the uploader and the receiver, and once expired.",
+      auth: "session",
+      params: fileParamsSchema,
+      success: { status: 200, description: "The ciphertext", binary: true },
+      errors: ["NOT_FOUND", "SERVICE_UNAVAILABLE"],
+      handle: async ({ params, res }, { files }) => {
+        const { record, body } = await files.download(caller(res).userId, params.fileId);
+        res.status(200).set({ ...DOWNLOAD_HEADERS, "Content-Length": String(record.size) });
+        try {
+          await pipeline(body, res);
+        } catch (error) {
+          // The client went away mid-download: nothing to answer, nobody to tell.
+          if ((error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return;
+          throw error; // a storage failure: logged by the error handler, the connection is cut
+        }
+      },
+    }),
+    operation({
+      operationId: "getFileMeta",
+      method: "get",
+      path: "/{fileId}/meta",
+      summary: "A file's record",
+      auth: "session",
+      params: fileParamsSchema,
+      success: { status: 200, description: "The record", schema: fileMetaResponseSchema },
+      errors: ["NOT_FOUND", "SERVICE_UNAVAILABLE"],
+      handle: async ({ params, res }, { files }) => ({ file: await files.metadata(caller(res).userId, params.fileId) }),
+    }),
+    operation({
+      operationId: "deleteFile",
+      method: "delete",
+      path: "/{fileId}",
+      summary: "Delete a file (the uploader only)",
+      description: "Gives its bytes back to the uploader's quota. The receiver gets 403, anyone else 404.",
+      auth: "session",
+      params: fileParamsSchema,
+      success: { status: 200, description: "Deleted", schema: deleteFileResponseSchema },
+      errors: ["FORBIDDEN", "NOT_FOUND", "SERVICE_UNAVAILABLE"],
+      handle: async ({ params, res }, { files }) => {
+        await files.remove(caller(res).userId, params.fileId);
+        return { message: "File deleted" };
+      },
+    }),
+  ],
+};
 
-  router.post("/upload", async (req, res) => {
-    try {
-      await upload(req, res);
-    } catch (error) {
-      closeAfterAnswer(req, res, files.maxBytes); // a refusal before the body's end does not wait for an unbounded rest
-      throw error;
-    }
-  });
-
-  async function upload(req: Request, res: Response) {
-    if (!isMultipartRequest(req)) {
-      throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Content-Type must be multipart/form-data");
-    }
-    if (declaredTooLarge(req, files.maxBytes)) throw fileTooLarge(FILE_PART, files.maxBytes);
-    const spec = { fileField: FILE_PART, textFields: TEXT_PARTS, maxFileBytes: files.maxBytes };
-    const { record, rateLimit } = await files.upload(caller(res).userId, (sink) => readMultipart(req, spec, sink));
-    res.set(rateLimitHeaders(rateLimit));
-    res.status(201).json({
-      success: true,
-      fileId: record.id,
-      downloadUrl: record.downloadUrl,
-      uploadedAt: record.uploadedAt,
-      file: record,
-    });
+async function upload(req: Request, res: Response, files: FileService) {
+  if (!isMultipartRequest(req)) {
+    throw new AppError("UNSUPPORTED_MEDIA_TYPE", "Content-Type must be multipart/form-data");
   }
-
-  router.get("/:fileId/meta", async (req, res) => {
-    const { fileId } = parseInput(fileParamsSchema, req.params, "params");
-    res.json({ success: true, file: await files.metadata(caller(res).userId, fileId) });
-  });
-
-  router.get("/:fileId", async (req, res) => {
-    const { fileId } = parseInput(fileParamsSchema, req.params, "params");
-    const { record, body } = await files.download(caller(res).userId, fileId);
-    res.status(200).set({ ...DOWNLOAD_HEADERS, "Content-Length": String(record.size) });
-    try {
-      await pipeline(body, res);
-    } catch (error) {
-      // The client went away mid-download: nothing to answer, nobody to tell.
-      if ((error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return;
-      throw error; // a storage failure: logged by the error handler, the connection is cut
-    }
-  });
-
-  router.delete("/:fileId", async (req, res) => {
-    const { fileId } = parseInput(fileParamsSchema, req.params, "params");
-    await files.remove(caller(res).userId, fileId);
-    res.json({ success: true, message: "File deleted" });
-  });
-
-  return router;
+  if (declaredTooLarge(req, files.maxBytes)) throw fileTooLarge(FILE_PART, files.maxBytes);
+  const spec = { fileField: FILE_PART, textFields: TEXT_PARTS, maxFileBytes: files.maxBytes };
+  const { record, rateLimit } = await files.upload(caller(res).userId, (sink) => readMultipart(req, spec, sink));
+  res.set(rateLimitHeaders(rateLimit));
+  return { fileId: record.id, downloadUrl: record.downloadUrl, uploadedAt: record.uploadedAt, file: record };
 }

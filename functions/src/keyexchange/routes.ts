@@ -1,32 +1,75 @@
-import { Router } from "express";
 import { caller } from "../auth/middleware";
-import type { EndpointLimits } from "../shared/endpoint-limits";
-import { parseInput } from "../shared/validation";
-import { exchangeParamsSchema, initiateSchema, respondSchema } from "./schema";
+import { operationOf, type OperationGroup } from "../shared/operations";
+import {
+  exchangeParamsSchema,
+  exchangeResponseSchema,
+  initiateResponseSchema,
+  initiateSchema,
+  pendingResponseSchema,
+  respondResponseSchema,
+  respondSchema,
+} from "./schema";
 import type { KeyExchangeService } from "./service";
 
-/** Every route here is mounted behind requireAuth. */
-export function keyExchangeRoutes(exchanges: KeyExchangeService, limits: Pick<EndpointLimits, "keyExchange">): Router {
-  const router = Router();
-
-  router.post("/initiate", limits.keyExchange, async (req, res) => {
-    const input = parseInput(initiateSchema, req.body);
-    res.status(201).json({ success: true, ...(await exchanges.initiate(caller(res).userId, input)) });
-  });
-
-  router.post("/respond", limits.keyExchange, async (req, res) => {
-    const input = parseInput(respondSchema, req.body);
-    res.json({ success: true, ...(await exchanges.respond(caller(res).userId, input)) });
-  });
-
-  router.get("/pending", async (_req, res) => {
-    res.json({ success: true, ...(await exchanges.pending(caller(res).userId)) });
-  });
-
-  router.get("/:exchangeId", async (req, res) => {
-    const { exchangeId } = parseInput(exchangeParamsSchema, req.params, "params");
-    res.json({ success: true, exchange: await exchanges.get(caller(res).userId, exchangeId) });
-  });
-
-  return router;
+interface KeyExchangeRouteDeps {
+  exchanges: KeyExchangeService;
 }
+
+const operation = operationOf<KeyExchangeRouteDeps>();
+
+export const keyExchangeOperations: OperationGroup<KeyExchangeRouteDeps> = {
+  prefix: "/keyexchange",
+  tag: "KeyExchange",
+  operations: [
+    operation({
+      operationId: "initiateKeyExchange",
+      method: "post",
+      path: "/initiate",
+      summary: "Start a key exchange",
+      description:
+        "`signature`: ECDSA by the caller's registered key over the UTF-8 bytes of `ephemeralPublicKey` exactly as sent (SHA-256 for P-256, SHA-384 for P-384), base64 of IEEE P1363 (what Web Crypto returns) or DER. Older pending exchanges between the two users become `superseded`. The target gets `key_exchange_request`. A target who blocks the caller answers 403 BLOCKED.",
+      auth: "session",
+      limits: ["keyExchange"],
+      body: initiateSchema,
+      success: { status: 201, description: "Pending until the target responds", schema: initiateResponseSchema },
+      errors: ["INVALID_SIGNATURE", "NOT_FOUND", "BLOCKED"],
+      handle: ({ body, res }, { exchanges }) => exchanges.initiate(caller(res).userId, body),
+    }),
+    operation({
+      operationId: "respondKeyExchange",
+      method: "post",
+      path: "/respond",
+      summary: "Complete a key exchange (the target only)",
+      description:
+        "Signed like initiate; the ephemeral key must be on the initiator's curve. The initiator gets 403, anyone else 404. The initiator gets `key_exchange_response`.",
+      auth: "session",
+      limits: ["keyExchange"],
+      body: respondSchema,
+      success: { status: 200, description: "Completed", schema: respondResponseSchema },
+      errors: ["INVALID_SIGNATURE", "FORBIDDEN", "NOT_FOUND", "EXCHANGE_NOT_PENDING", "EXCHANGE_EXPIRED"],
+      handle: ({ body, res }, { exchanges }) => exchanges.respond(caller(res).userId, body),
+    }),
+    // Before /{exchangeId}, which would match "pending" too.
+    operation({
+      operationId: "listPendingKeyExchanges",
+      method: "get",
+      path: "/pending",
+      summary: "Pending exchanges, incoming and outgoing",
+      auth: "session",
+      success: { status: 200, description: "Pending exchanges", schema: pendingResponseSchema },
+      errors: [],
+      handle: ({ res }, { exchanges }) => exchanges.pending(caller(res).userId),
+    }),
+    operation({
+      operationId: "getKeyExchange",
+      method: "get",
+      path: "/{exchangeId}",
+      summary: "One exchange (its two participants only)",
+      auth: "session",
+      params: exchangeParamsSchema,
+      success: { status: 200, description: "The exchange", schema: exchangeResponseSchema },
+      errors: ["NOT_FOUND"],
+      handle: async ({ params, res }, { exchanges }) => ({ exchange: await exchanges.get(caller(res).userId, params.exchangeId) }),
+    }),
+  ],
+};

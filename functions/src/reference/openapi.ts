@@ -1,17 +1,23 @@
 import { z } from "zod";
-import { exchangeViewSchema } from "../keyexchange/schema";
+import { authOperations } from "../auth/routes";
+import { fileOperations } from "../files/routes";
 import { fileRecordSchema } from "../files/schema";
+import { keyExchangeOperations } from "../keyexchange/routes";
+import { exchangeViewSchema } from "../keyexchange/schema";
+import { messageOperations } from "../messages/routes";
 import { messageRecordSchema } from "../messages/schema";
-import { presenceEventSchema, okAckSchema, typingSchema } from "../relay/schema";
+import { CLIENT_EVENTS, SERVER_EVENTS, presenceEventSchema, okAckSchema, typingSchema, type ClientEvent, type ServerEvent } from "../relay/schema";
 import { ERROR_CODES, type ErrorCode } from "../shared/errors";
+import { healthOperations } from "../shared/health";
+import type { Operation, OperationGroup } from "../shared/operations";
 import { doneResponseSchema, errorEnvelopeSchema, errorSchema } from "../shared/responses";
+import { userOperations } from "../users/routes";
 import { contactSchema, profileSchema, publicUserSchema } from "../users/presenters";
-import { OPERATIONS, TAGS, type Operation } from "./operations";
-import { CLIENT_EVENTS, SERVER_EVENTS } from "./socket-events";
+import { referenceOperations } from "./routes";
 
 /**
- * The OpenAPI 3.1 document, generated from the zod schemas the routes validate with (operations.ts) and
- * the relay's event schemas (socket-events.ts): request shapes with `z.toJSONSchema(…, { io: "input" })`
+ * The OpenAPI 3.1 document, generated from the operations the app mounts (each capability's routes.ts)
+ * and the relay's table of events (relay/schema.ts): request shapes with `z.toJSONSchema(…, { io: "input" })`
  * (what a client may send: defaults optional, before transforms), answers with `io: "output"`.
  * Every request body, answer and event payload is a named component, so the typed client's generated
  * types (client/src/generated.ts) have the same names.
@@ -19,6 +25,38 @@ import { CLIENT_EVENTS, SERVER_EVENTS } from "./socket-events";
 
 export type JsonSchema = { [key: string]: unknown };
 type Registry = ReturnType<typeof z.registry<{ id: string }>>;
+
+/** Every operation group, in the document's order (app.ts mounts the same groups; test/openapi.test.ts checks). */
+const GROUPS: Array<OperationGroup<never>> = [
+  healthOperations,
+  referenceOperations,
+  authOperations,
+  userOperations,
+  messageOperations,
+  keyExchangeOperations,
+  fileOperations,
+];
+
+/** The document's tags: one per group, described here, in the order the reference page shows them. */
+const TAGS: Record<string, string> = {
+  Health: "Liveness of the API and of Firestore.",
+  Auth: "Registration, login, token refresh, logout and password change.",
+  Users: "The caller's profile, contacts and user search.",
+  Messages: "Encrypted messages: send and read history. Realtime delivery is over Socket.IO (x-socket-events).",
+  KeyExchange: "ECDH over signed ephemeral keys; the server verifies and relays, never sees a private key.",
+  Files: "Encrypted file sharing between an uploader and a receiver.",
+  Reference: "This document.",
+};
+
+/** An operation as the document lists it: its full path under /api, and its group's tag. */
+type Documented = Operation<never> & { tag: string };
+
+function documentedOperations(): Documented[] {
+  return GROUPS.flatMap((group) => {
+    if (!(group.tag in TAGS)) throw new Error(`The tag ${group.tag} has no description in reference/openapi.ts`);
+    return group.operations.map((operation) => ({ ...operation, path: group.prefix + operation.path, tag: group.tag }));
+  });
+}
 
 const COMPONENTS = "#/components/schemas/";
 const refTo = (id: string) => ({ $ref: COMPONENTS + id });
@@ -67,10 +105,10 @@ function convert(registry: Registry, io: "input" | "output"): Record<string, Jso
 }
 
 /** The errors an operation can answer with: its own, plus those that come with auth, input and the rate limits. */
-export function errorCodesOf(operation: Operation): ErrorCode[] {
+function errorCodesOf(operation: Documented): ErrorCode[] {
   const codes = new Set<ErrorCode>();
   if (operation.body || operation.multipart || operation.params || operation.query) codes.add("VALIDATION_ERROR");
-  if (operation.auth) {
+  if (operation.auth !== "public") {
     codes.add("UNAUTHORIZED");
     codes.add("TOKEN_EXPIRED");
   }
@@ -83,7 +121,7 @@ export function errorCodesOf(operation: Operation): ErrorCode[] {
   return [...codes].sort((a, b) => ERROR_CODES[a] - ERROR_CODES[b]);
 }
 
-function parametersOf(operation: Operation, inputs: (schema: z.ZodType) => JsonSchema) {
+function parametersOf(operation: Documented, inputs: (schema: z.ZodType) => JsonSchema) {
   const parameters: JsonSchema[] = [];
   for (const [where, schema] of [
     ["path", operation.params],
@@ -106,7 +144,7 @@ function parametersOf(operation: Operation, inputs: (schema: z.ZodType) => JsonS
   return parameters;
 }
 
-function errorResponses(operation: Operation, outputs: Registry) {
+function errorResponses(operation: Documented, outputs: Registry) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of errorCodesOf(operation)) byStatus.set(ERROR_CODES[code], [...(byStatus.get(ERROR_CODES[code]) ?? []), code]);
   const responses: Record<string, JsonSchema> = {};
@@ -120,7 +158,7 @@ function errorResponses(operation: Operation, outputs: Registry) {
   return responses;
 }
 
-function errorBodyId(operation: Operation, status: number, outputs: Registry): string {
+function errorBodyId(operation: Documented, status: number, outputs: Registry): string {
   const special = operation.errorBodies?.[status];
   return special ? named(outputs, special, `${pascal(operation.operationId)}Error${status}`) : "ErrorEnvelope";
 }
@@ -138,9 +176,10 @@ export function buildOpenApiDocument() {
   for (const [schema, id] of NAMED_OUTPUTS) named(outputs, schema, id);
   for (const [schema, id] of NAMED_INPUTS) named(inputs, schema, id);
 
+  const operations = documentedOperations();
   const paths: Record<string, Record<string, JsonSchema>> = {};
   const multipartParts: Record<string, { filePart: string; fileDescription: string }> = {};
-  for (const operation of OPERATIONS) {
+  for (const operation of operations) {
     const name = pascal(operation.operationId);
     let requestBody: JsonSchema | undefined;
     if (operation.body) {
@@ -177,7 +216,7 @@ export function buildOpenApiDocument() {
       tags: [operation.tag],
       summary: operation.summary,
       ...(operation.description ? { description: operation.description } : {}),
-      ...(operation.auth ? { security: [{ bearerAuth: [] }] } : { security: [] }),
+      ...(operation.auth !== "public" ? { security: [{ bearerAuth: [] }] } : { security: [] }),
       parameters: [], // filled below, once the components exist
       ...(requestBody ? { requestBody } : {}),
       responses: {
@@ -198,7 +237,7 @@ export function buildOpenApiDocument() {
 
   // Path and query parameters are listed one by one, from the same schemas, in input form.
   const inputJson = (schema: z.ZodType) => tidy(z.toJSONSchema(schema, { io: "input", unrepresentable: "any" })) as JsonSchema;
-  for (const operation of OPERATIONS) paths[operation.path]![operation.method]!.parameters = parametersOf(operation, inputJson);
+  for (const operation of operations) paths[operation.path]![operation.method]!.parameters = parametersOf(operation, inputJson);
 
   return {
     openapi: "3.1.0",
@@ -224,7 +263,7 @@ export type OpenApiDocument = ReturnType<typeof buildOpenApiDocument>;
 function socketEventsSection(inputs: Registry, outputs: Registry) {
   const failed = named(outputs, errorEnvelopeSchema, "ErrorEnvelope");
   const clientToServer = Object.fromEntries(
-    Object.entries(CLIENT_EVENTS).map(([event, spec]) => [
+    Object.entries<ClientEvent>(CLIENT_EVENTS).map(([event, spec]) => [
       event,
       {
         description: spec.description,
@@ -234,7 +273,7 @@ function socketEventsSection(inputs: Registry, outputs: Registry) {
     ]),
   );
   const serverToClient = Object.fromEntries(
-    Object.entries(SERVER_EVENTS).map(([event, spec]) => [
+    Object.entries<ServerEvent>(SERVER_EVENTS).map(([event, spec]) => [
       event,
       {
         description: spec.description,

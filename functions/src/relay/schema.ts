@@ -3,12 +3,13 @@ import { z } from "zod";
 import { keyExchangeRequestEventSchema, keyExchangeResponseEventSchema } from "../keyexchange/schema";
 import { errorEnvelopeSchema, errorSchema, isoTime, succeeded } from "../shared/responses";
 import { idOf } from "../shared/validation";
-import { messageRecordSchema } from "../messages/schema";
+import { messageRecordSchema, sendMessageSchema } from "../messages/schema";
 
 /**
- * The payloads of the relay's Socket.IO events. The relay validates what clients send with the first
- * group; the second describes what it emits. reference/socket-events.ts documents both, in the OpenAPI
- * document's `x-socket-events`, and the typed client's event maps are generated from there.
+ * The relay's Socket.IO events, declared once: the payload schemas, then one table of the events (name,
+ * payload, ack, description), from which both the relay's typed event maps below and the OpenAPI
+ * document's `x-socket-events` (reference/openapi.ts; the typed client's maps are generated from there)
+ * are made. The relay validates what clients send with the client → server payload schemas.
  */
 
 // Client → server.
@@ -59,33 +60,103 @@ export const sendMessageAckSchema = succeeded({
     .describe("Present when the send repeated one already stored (same nonce and content): `message` is that one, nothing new was stored"),
 });
 
-// The event maps of the relay's Socket.IO server, from the schemas above (the typed client's maps,
-// client/src/generated.ts, are generated from the same schemas through reference/socket-events.ts).
-// What a client sends is untrusted until parsed, so client payloads are `unknown` here.
+// The table of events.
+export interface ClientEvent {
+  description: string;
+  payload: z.ZodType;
+  /** What the server passes to the Socket.IO ack callback, if the client gives one. */
+  ack?: z.ZodType;
+}
+
+export interface ServerEvent {
+  description: string;
+  payload: z.ZodType;
+  /** The client acknowledges with the Socket.IO ack callback (no arguments); see the description. */
+  clientAcks?: true;
+}
+
+export const CLIENT_EVENTS = {
+  authenticate: {
+    description:
+      "Authenticate after connecting (or pass `auth: { token }` in the handshake instead). Answered by `authenticated` or `auth_error`. Before authentication every other event is refused with UNAUTHORIZED, and a socket not authenticated within 10 s is disconnected. A socket has one user: authenticating again as the same user is answered `authenticated`, as anyone else `auth_error` FORBIDDEN and a disconnect.",
+    payload: authenticateSchema,
+  },
+  join_room: {
+    description:
+      "An acknowledgement: the socket is in its own room from authentication on (the room is how the relay finds a user's sockets). Any other user id is refused with FORBIDDEN, and the socket stays out of that room.",
+    payload: joinRoomSchema,
+    ack: joinRoomAckSchema,
+  },
+  send_message: {
+    description:
+      "Send a message: the same body, validation, sequencing, replay and rate rules as POST /messages/send. A retry (a nonce already used with the same content) is acknowledged with the stored message and `duplicate: true`, and not delivered again. A receiver who blocks the sender: BLOCKED.",
+    payload: sendMessageSchema,
+    ack: sendMessageAckSchema,
+  },
+  message_ack: {
+    description: "Acknowledge a delivered message (the alternative to the `message_received` ack callback).",
+    payload: messageAckSchema,
+    ack: okAckSchema,
+  },
+  typing_start: {
+    description: "Tell a contact you are typing: FORBIDDEN unless you have them as a contact; acknowledged but dropped (not delivered) unless they have you as a contact too and neither of you blocks the other; RATE_LIMITED past 10 in a burst, then 2 per second.",
+    payload: typingSchema,
+    ack: okAckSchema,
+  },
+  typing_stop: {
+    description: "Tell a contact you stopped typing (same rules as typing_start).",
+    payload: typingSchema,
+    ack: okAckSchema,
+  },
+} satisfies Record<string, ClientEvent>;
+
+export const SERVER_EVENTS = {
+  authenticated: { description: "The socket is authenticated and in the user's room.", payload: authenticatedSchema },
+  auth_error: {
+    description: "Authentication failed, the session ended (logout, logout-all, a password change elsewhere) or the 10 s deadline passed; the server disconnects.",
+    payload: authErrorSchema,
+  },
+  error: { description: "A refused event that had no ack callback.", payload: socketErrorSchema },
+  message_received: {
+    description:
+      "A message for this user, once per socket; missed ones first on (re)connection, oldest first. Acknowledge with the ack callback (or `message_ack`): unacknowledged, it comes again on the next connection.",
+    payload: messageRecordSchema,
+    clientAcks: true,
+  },
+  message_delivered: { description: "To the sender, when the receiver first acknowledges.", payload: messageDeliveredSchema },
+  key_exchange_request: {
+    description: "To the target of a key exchange, at once or when they next connect. Acknowledge with the ack callback.",
+    payload: keyExchangeRequestEventSchema,
+    clientAcks: true,
+  },
+  key_exchange_response: {
+    description: "To the initiator, when the target responded. Acknowledge with the ack callback.",
+    payload: keyExchangeResponseEventSchema,
+    clientAcks: true,
+  },
+  user_online: { description: "A mutual contact (each has the other as a contact, neither blocks the other) came online.", payload: presenceEventSchema },
+  user_offline: { description: "A mutual contact went offline.", payload: presenceEventSchema },
+  typing_indicator: { description: "A mutual contact is typing to you (or stopped).", payload: typingIndicatorSchema },
+} satisfies Record<string, ServerEvent>;
+
+// The event maps of the relay's Socket.IO server, from the table. What a client sends is untrusted until
+// parsed, so client payloads are `unknown` here.
 type Payload<Schema extends z.ZodType> = z.output<Schema>;
 type AckWith<Schema extends z.ZodType> = (response: Payload<Schema> | Payload<typeof failedAckSchema>) => void;
+type ClientEvents = typeof CLIENT_EVENTS;
+type ServerEvents = typeof SERVER_EVENTS;
 
-export interface ServerToClientEvents {
-  authenticated: (payload: Payload<typeof authenticatedSchema>) => void;
-  auth_error: (payload: Payload<typeof authErrorSchema>) => void;
-  error: (payload: Payload<typeof socketErrorSchema>) => void;
-  message_received: (payload: Payload<typeof messageRecordSchema>, ack: () => void) => void;
-  message_delivered: (payload: Payload<typeof messageDeliveredSchema>) => void;
-  key_exchange_request: (payload: Payload<typeof keyExchangeRequestEventSchema>, ack: () => void) => void;
-  key_exchange_response: (payload: Payload<typeof keyExchangeResponseEventSchema>, ack: () => void) => void;
-  user_online: (payload: Payload<typeof presenceEventSchema>) => void;
-  user_offline: (payload: Payload<typeof presenceEventSchema>) => void;
-  typing_indicator: (payload: Payload<typeof typingIndicatorSchema>) => void;
-}
+export type ClientToServerEvents = {
+  [Event in keyof ClientEvents]: ClientEvents[Event] extends { ack: infer Ack extends z.ZodType }
+    ? (payload: unknown, ack?: AckWith<Ack>) => void
+    : (payload: unknown) => void;
+};
 
-export interface ClientToServerEvents {
-  authenticate: (payload: unknown) => void;
-  join_room: (payload: unknown, ack?: AckWith<typeof joinRoomAckSchema>) => void;
-  send_message: (payload: unknown, ack?: AckWith<typeof sendMessageAckSchema>) => void;
-  message_ack: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
-  typing_start: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
-  typing_stop: (payload: unknown, ack?: AckWith<typeof okAckSchema>) => void;
-}
+export type ServerToClientEvents = {
+  [Event in keyof ServerEvents]: ServerEvents[Event] extends { clientAcks: true }
+    ? (payload: Payload<ServerEvents[Event]["payload"]>, ack: () => void) => void
+    : (payload: Payload<ServerEvents[Event]["payload"]>) => void;
+};
 
 /** What the relay keeps on each socket (`socket.data`). */
 export interface SocketData {
