@@ -54,11 +54,9 @@ export function createServices(deps: AppDeps) {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
   const users = new UserRepository(db);
+  // The relay's side of the user-event ports (shared/user-events.ts) that capabilities publish through.
   const events = new UserEvents(db, clock);
-  // A revoked session's sockets are disconnected by whichever relay instance holds them.
-  const sessions = createSessionStore(db, clock, config.jwt, ({ sessionId, userId }) =>
-    events.publish(userId, "session_revoked", { sessionId }),
-  );
+  const sessions = createSessionStore(db, clock, config.jwt, events);
   const tokens = createAccessTokens(config.jwt, clock);
   const presence = new FirestorePresenceDirectory(db, clock);
   const userService = new UserService(users, presence, clock);
