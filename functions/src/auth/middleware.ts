@@ -1,7 +1,10 @@
-import type { RequestHandler, Response } from "express";
+import type { RequestHandler } from "express";
+import { caller, setCaller } from "../shared/caller";
 import { errors } from "../shared/errors";
 import type { SessionStore } from "./sessions";
-import { extractBearer, type AccessClaims, type AccessTokens } from "./tokens";
+import { extractBearer, type AccessTokens } from "./tokens";
+
+export { caller } from "../shared/caller";
 
 /**
  * Requires a valid access token (signature, algorithm, issuer, audience, expiry) and nothing more:
@@ -14,7 +17,7 @@ export function requireToken(tokens: AccessTokens): RequestHandler {
     if (!header || !/^Bearer\s+/i.test(header)) throw errors.unauthorized("Missing bearer token");
     const token = extractBearer(header);
     if (!token) throw errors.unauthorized("Missing bearer token");
-    res.locals.auth = tokens.verify(token);
+    setCaller(res, tokens.verify(token));
     next();
   };
 }
@@ -30,10 +33,4 @@ export function requireAuth(tokens: AccessTokens, sessions: SessionStore): Reque
     }
     next();
   };
-}
-
-export function caller(res: Response): AccessClaims {
-  const claims = res.locals.auth as AccessClaims | undefined;
-  if (!claims) throw errors.unauthorized();
-  return claims;
 }

@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from "express";
 import type { EndpointLimits } from "../shared/endpoint-limits";
 import { requestContext } from "../shared/http";
 import { parseInput } from "../shared/validation";
-import { caller } from "./middleware";
+import { caller } from "../shared/caller";
 import { changePasswordSchema, loginSchema, refreshSchema, registerSchema } from "./schema";
 import type { AuthService } from "./service";
 

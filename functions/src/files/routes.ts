@@ -1,6 +1,6 @@
 import { pipeline } from "node:stream/promises";
 import { Router, type Request, type Response } from "express";
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import { AppError } from "../shared/errors";
 import { rateLimitHeaders } from "../shared/rate-limit";
 import { parseInput } from "../shared/validation";

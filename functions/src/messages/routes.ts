@@ -1,6 +1,6 @@
 import { Router, type RequestHandler } from "express";
 import type { SessionStore } from "../auth/sessions";
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import { rateLimitHeaders } from "../shared/rate-limit";
 import { parseInput } from "../shared/validation";
 import { conversationPage } from "./history";

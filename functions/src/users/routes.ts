@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import type { EndpointLimits } from "../shared/endpoint-limits";
 import { parseInput } from "../shared/validation";
 import { addContactSchema, blockParamsSchema, blockSchema, contactParamsSchema, contactsQuerySchema, searchQuerySchema } from "./schema";
