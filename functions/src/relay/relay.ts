@@ -56,7 +56,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, services: Services, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, tokens, sessions, sender, messages, events, users, clock, db, keyExchanges } = services;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges } = services;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -81,8 +81,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   let closing = false;
 
   const authentication = createSocketAuthentication({
-    tokens,
-    sessions,
+    authenticate,
     limits,
     connectedUsers,
     logger,
