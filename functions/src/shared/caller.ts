@@ -16,7 +16,12 @@ export function setCaller(res: Response, who: Caller): void {
 
 /** The only source of "who is asking"; a route reached without the auth middleware answers 401. */
 export function caller(res: Response): Caller {
-  const who = res.locals.auth as Caller | undefined;
+  const who = knownCaller(res);
   if (!who) throw errors.unauthorized();
   return who;
+}
+
+/** The caller if the request was authenticated, for what runs either way (the request log). */
+export function knownCaller(res: Response): Caller | undefined {
+  return res.locals.auth as Caller | undefined;
 }
