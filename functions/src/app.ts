@@ -3,6 +3,7 @@ import express, { Router, type Express } from "express";
 import helmet from "helmet";
 import type { Firestore } from "firebase-admin/firestore";
 import type { AppConfig } from "./config";
+import { createAuthenticator } from "./auth/authenticate";
 import { createPasswordHasher } from "./auth/passwords";
 import { requireAuth, requireToken } from "./auth/middleware";
 import { authOperations } from "./auth/routes";
@@ -56,12 +57,11 @@ export function createServices(deps: AppDeps) {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: config.logLevel });
   const users = new UserRepository(db);
+  // The relay's side of the user-event ports (shared/user-events.ts) that capabilities publish through.
   const events = new UserEvents(db, clock);
-  // A revoked session's sockets are disconnected by whichever relay instance holds them.
-  const sessions = createSessionStore(db, clock, config.jwt, ({ sessionId, userId }) =>
-    events.publish(userId, "session_revoked", { sessionId }),
-  );
+  const sessions = createSessionStore(db, clock, config.jwt, events);
   const tokens = createAccessTokens(config.jwt, clock);
+  const authenticate = createAuthenticator(tokens, sessions);
   const presence = new FirestorePresenceDirectory(db, clock);
   const userService = new UserService(users, presence, clock);
   // Worker threads, started on the first login or registration; close() stops them (server.ts).
@@ -91,7 +91,7 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, users, sessions, tokens, passwords, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
+  return { db, config, clock, logger, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,39 +1,42 @@
-import type { RequestHandler, Response } from "express";
+import type { Request, RequestHandler, Response } from "express";
+import { setCaller } from "../shared/caller";
 import { errors } from "../shared/errors";
+import { createAuthenticator, verifyToken, type Authentication } from "./authenticate";
 import type { SessionStore } from "./sessions";
-import { extractBearer, type AccessClaims, type AccessTokens } from "./tokens";
+import type { AccessTokens } from "./tokens";
+
+export { caller } from "../shared/caller";
 
 /**
- * Requires a valid access token (signature, algorithm, issuer, audience, expiry) and nothing more:
- * for routes that check the session inside their own transaction (see SessionGuard). The caller's
- * identity is then available through `caller(res)`; it is the only source of "who is asking".
+ * Requires a valid access token and nothing more: for routes that check the session inside their own
+ * transaction (see SessionGuard). The caller's identity is then available through `caller(res)`.
  */
 export function requireToken(tokens: AccessTokens): RequestHandler {
   return (req, res, next) => {
-    const header = req.headers.authorization;
-    if (!header || !/^Bearer\s+/i.test(header)) throw errors.unauthorized("Missing bearer token");
-    const token = extractBearer(header);
-    if (!token) throw errors.unauthorized("Missing bearer token");
-    res.locals.auth = tokens.verify(token);
+    admit(res, verifyToken(tokens, bearerHeader(req)));
     next();
   };
 }
 
-/** Requires a valid access token whose session is still active (read now, so logout counts at once). */
+/** Requires a valid access token whose session is still active (authenticate.ts). */
 export function requireAuth(tokens: AccessTokens, sessions: SessionStore): RequestHandler {
-  const tokenOnly = requireToken(tokens);
+  const authenticate = createAuthenticator(tokens, sessions);
   return async (req, res, next) => {
-    tokenOnly(req, res, () => undefined);
-    const claims = caller(res);
-    if (!(await sessions.isActive(claims.sessionId, claims.userId))) {
-      throw errors.unauthorized("Session has ended; log in again");
-    }
+    admit(res, await authenticate(bearerHeader(req)));
     next();
   };
 }
 
-export function caller(res: Response): AccessClaims {
-  const claims = res.locals.auth as AccessClaims | undefined;
-  if (!claims) throw errors.unauthorized();
-  return claims;
+/** The Authorization header, only with the Bearer scheme (a socket may send a bare token; HTTP may not). */
+function bearerHeader(req: Request): string | undefined {
+  const header = req.headers.authorization;
+  return header && /^Bearer\s+/i.test(header) ? header : undefined;
+}
+
+/** Records the caller, or refuses; over HTTP a missing token is named after its header. */
+function admit(res: Response, authentication: Authentication): void {
+  if (!authentication.ok) {
+    throw authentication.refusal === "missing_token" ? errors.unauthorized("Missing bearer token") : authentication.error;
+  }
+  setCaller(res, authentication.session);
 }

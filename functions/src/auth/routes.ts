@@ -1,6 +1,6 @@
 import { requestContext } from "../shared/http";
 import { operationOf, type OperationGroup } from "../shared/operations";
-import { caller } from "./middleware";
+import { caller } from "../shared/caller";
 import {
   changePasswordResponseSchema,
   changePasswordSchema,

@@ -3,6 +3,7 @@ import { text } from "../shared/validation";
 import { MAX_PUBLIC_KEY_PEM_LENGTH, parseEcPublicKeyPem } from "../shared/keys";
 import { doneResponseSchema, succeeded } from "../shared/responses";
 import { contactSchema, profileSchema } from "../users/presenters";
+import { usernameSchema } from "../users/schema";
 
 /** bcrypt reads at most 72 bytes; longer passwords are refused rather than silently truncated. */
 export const MAX_PASSWORD_BYTES = 72;
@@ -14,13 +15,6 @@ export const emailSchema = text()
   .pipe(z.email({ error: "must be a valid email address" }))
   .transform((email) => email.toLowerCase())
   .describe("A valid email address; stored lower-cased, unique case-insensitively");
-
-export const usernameSchema = text()
-  .regex(/^[A-Za-z0-9_]{3,30}$/, "must be 3-30 letters, digits or underscores")
-  // The lower-cased username is a Firestore document id (usernames/{usernameLower}), and Firestore
-  // reserves ids matching __.*__: such a name would fail deep in a transaction instead of here.
-  .refine((username) => !/^__.*__$/.test(username), "must not both start and end with two underscores")
-  .describe("3-30 letters, digits or underscores (not both starting and ending with `__`); unique case-insensitively");
 
 export const passwordSchema = text()
   .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)

@@ -4,6 +4,7 @@ import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
 import { isIdOf, newId } from "../shared/ids";
+import type { UserEventPublisher } from "../shared/user-events";
 
 /**
  * Sessions back both tokens. The access token names its session; the refresh token is
@@ -58,9 +59,6 @@ export interface SessionStore {
   revokeAll(userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>;
 }
 
-/** Told after a session is revoked, so the realtime relay can disconnect its sockets. */
-export type OnSessionRevoked = (revoked: { sessionId: string; userId: string; reason: RevokeReason }) => Promise<void>;
-
 export interface SessionLifetimes {
   /** How long a session lives past its creation or last refresh. */
   refreshTokenTtlSeconds: number;
@@ -79,7 +77,7 @@ export function createSessionStore(
   db: Firestore,
   clock: Clock,
   lifetimes: SessionLifetimes,
-  onRevoked: OnSessionRevoked = async () => undefined,
+  events: UserEventPublisher,
 ): SessionStore {
   const sessions = db.collection(COLLECTIONS.sessions);
   const maxAgeMs = lifetimes.sessionMaxAgeSeconds * 1000;
@@ -91,6 +89,8 @@ export function createSessionStore(
     const nowMs = clock.now().getTime();
     return session.revokedAt === null && session.expiresAt.toMillis() > nowMs && session.createdAt.toMillis() + maxAgeMs > nowMs;
   };
+  /** After a session is revoked: whichever relay instance holds its sockets disconnects them. */
+  const announceRevoked = (sessionId: string, userId: string) => events.publish(userId, "session_revoked", { sessionId });
   const activeFor = (snapshot: DocumentSnapshot, userId: string) => {
     const session = snapshot.data() as SessionRecord | undefined;
     return session !== undefined && session.userId === userId && isLive(session);
@@ -160,7 +160,7 @@ export function createSessionStore(
       });
       if (outcome.kind === "invalid") throw errors.unauthorized("Invalid or expired refresh token");
       if (outcome.kind === "reused") {
-        await onRevoked({ sessionId, userId: outcome.userId, reason: "refresh_token_reuse" });
+        await announceRevoked(sessionId, outcome.userId);
         throw errors.unauthorized("Refresh token was already used; the session has been revoked");
       }
       return { userId: outcome.userId, sessionId, refreshToken: `${sessionId}.${nextSecret}` };
@@ -168,7 +168,7 @@ export function createSessionStore(
 
     async revoke(sessionId, userId, reason) {
       await sessions.doc(sessionId).update({ revokedAt: Timestamp.fromDate(clock.now()), revokeReason: reason });
-      await onRevoked({ sessionId, userId, reason });
+      await announceRevoked(sessionId, userId);
     },
 
     async revokeAll(userId, reason, exceptSessionId) {
@@ -181,7 +181,7 @@ export function createSessionStore(
         for (const doc of ending.slice(start, start + BATCH_WRITES)) batch.update(doc.ref, { revokedAt, revokeReason: reason });
         await batch.commit();
       }
-      await Promise.all(ending.map((doc) => onRevoked({ sessionId: doc.id, userId, reason })));
+      await Promise.all(ending.map((doc) => announceRevoked(doc.id, userId)));
       return ending.length;
     },
   };

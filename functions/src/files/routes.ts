@@ -1,6 +1,6 @@
 import { pipeline } from "node:stream/promises";
 import type { Request, Response } from "express";
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import { AppError } from "../shared/errors";
 import { operationOf, RATE_LIMIT_HEADERS, type OperationGroup } from "../shared/operations";
 import { rateLimitHeaders } from "../shared/rate-limit";

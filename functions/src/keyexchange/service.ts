@@ -3,7 +3,7 @@ import type { Clock } from "../shared/clock";
 import { AppError, errors } from "../shared/errors";
 import { conversationIdOf, newId } from "../shared/ids";
 import { parseEcPublicKeyPem, type EcPublicKey } from "../shared/keys";
-import type { UserEvents } from "../relay/events";
+import type { UserEventPublisher } from "../shared/user-events";
 import type { UserRepository } from "../users/repository";
 import type { Exchange, ExchangeStatus, KeyExchangeRepository } from "./repository";
 import type { ExchangeView, InitiateInput, KeyExchangeRequestEvent, RespondInput } from "./schema";
@@ -19,7 +19,7 @@ export class KeyExchangeService {
   constructor(
     private readonly exchanges: KeyExchangeRepository,
     private readonly users: UserRepository,
-    private readonly events: UserEvents,
+    private readonly events: UserEventPublisher,
     private readonly clock: Clock,
     private readonly ttlSeconds: number,
   ) {}

@@ -5,7 +5,7 @@ import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firesto
 import { conversationIdOf } from "../shared/ids";
 import type { SessionGuard } from "../auth/sessions";
 import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
-import type { UserEvents } from "../relay/events";
+import type { MessageRouting } from "../shared/user-events";
 import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 import { blockRefOf } from "../users/repository";
 import { isRetryOf } from "./retry";
@@ -105,7 +105,7 @@ export class MessageRepository {
   constructor(
     private readonly db: Firestore,
     /** Routes a stored message to the relay instances holding its receiver (relay/events.ts). */
-    private readonly routing: UserEvents,
+    private readonly routing: MessageRouting,
   ) {
     this.messages = db.collection(COLLECTIONS.messages);
     this.pairs = db.collection(COLLECTIONS.pairCounters);

@@ -1,5 +1,5 @@
 import type { SessionStore } from "../auth/sessions";
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import { operationOf, RATE_LIMIT_HEADERS, type OperationGroup } from "../shared/operations";
 import { rateLimitHeaders } from "../shared/rate-limit";
 import { conversationPage } from "./history";

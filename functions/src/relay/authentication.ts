@@ -1,5 +1,4 @@
-import type { SessionStore } from "../auth/sessions";
-import { extractBearer, type AccessTokens } from "../auth/tokens";
+import type { Authenticate } from "../auth/authenticate";
 import { AppError, errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
 import type { SocketLimits } from "./limits";
@@ -18,8 +17,8 @@ import type { RelaySocket } from "./schema";
  *   published for the user after the client sees `authenticated` is addressed to this instance.
  */
 export interface AuthenticationDeps {
-  tokens: AccessTokens;
-  sessions: SessionStore;
+  /** The API's own check of a token and its session (auth/authenticate.ts). */
+  authenticate: Authenticate;
   limits: SocketLimits;
   connectedUsers: ConnectedUsers;
   logger: Logger;
@@ -34,10 +33,8 @@ export interface AuthenticationDeps {
   afterAuthenticated(socket: RelaySocket, userId: string): void;
 }
 
-const SESSION_ENDED = "Session has ended; log in again";
-
 export function createSocketAuthentication(deps: AuthenticationDeps) {
-  const { tokens, sessions, limits, connectedUsers, logger, instanceId } = deps;
+  const { limits, connectedUsers, logger, instanceId } = deps;
   /** The attempts of each socket, chained. */
   const attempts = new WeakMap<RelaySocket, Promise<void>>();
 
@@ -46,18 +43,17 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     socket.disconnect(true);
   }
 
-  async function verify(socket: RelaySocket, rawToken: unknown) {
-    limits.authenticationAttempt(socket);
-    const token = extractBearer(rawToken);
-    if (!token) throw errors.unauthorized("Missing token");
-    const claims = tokens.verify(token);
-    if (!(await sessions.isActive(claims.sessionId, claims.userId))) throw errors.unauthorized(SESSION_ENDED);
-    return claims;
+  /** The token's session, or throws the refusal to send as `auth_error`. */
+  async function sessionOf(rawToken: unknown) {
+    const authentication = await deps.authenticate(rawToken);
+    if (!authentication.ok) throw authentication.error;
+    return authentication.session;
   }
 
   async function attempt(socket: RelaySocket, rawToken: unknown): Promise<void> {
     if (!socket.connected || deps.isClosing()) return;
-    const claims = await verify(socket, rawToken);
+    limits.authenticationAttempt(socket);
+    const claims = await sessionOf(rawToken);
     if (!socket.connected || deps.isClosing()) return;
 
     const current = socket.data.userId;
@@ -74,7 +70,7 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     await connectedUsers.add(claims.userId);
 
     // A logout that read presence before this instance was listed cannot reach us through the feed: look again.
-    if (!(await sessions.isActive(claims.sessionId, claims.userId))) throw errors.unauthorized(SESSION_ENDED);
+    await sessionOf(rawToken);
     if (!socket.connected || deps.isClosing()) return;
     deps.attach(socket, claims.userId);
     socket.emit("authenticated", { userId: claims.userId });

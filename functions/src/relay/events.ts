@@ -1,7 +1,7 @@
 import { FieldValue, Timestamp, type DocumentSnapshot, type Firestore, type Transaction } from "firebase-admin/firestore";
-import type { MessageRecord } from "../messages/record";
 import type { Clock } from "../shared/clock";
 import { COLLECTIONS } from "../shared/firestore";
+import type { MessageRouting, RoutedMessage, UserEventPublisher, UserEventType } from "../shared/user-events";
 
 /**
  * Events for connected users, carried through Firestore to whichever relay instances hold their sockets.
@@ -25,16 +25,6 @@ import { COLLECTIONS } from "../shared/firestore";
  * the emulator evaluates a listener against the collection it listens to on every commit
  * (bench/emulator-listeners.mjs), and a fresh instance starts with an empty feed.
  */
-export type UserEventType =
-  | "message_received"
-  | "typing_indicator"
-  | "user_online"
-  | "user_offline"
-  | "message_delivered"
-  | "key_exchange_request"
-  | "key_exchange_response"
-  | "session_revoked";
-
 export interface UserEvent {
   id: string;
   userId: string;
@@ -58,7 +48,7 @@ export function instancesIn(presence: DocumentSnapshot | undefined): string[] {
   return Object.keys((presence?.data() as PresenceDoc | undefined)?.instances ?? {});
 }
 
-export class UserEvents {
+export class UserEvents implements UserEventPublisher, MessageRouting {
   private readonly presence;
   private readonly instances;
   /** Relay instances running in this process, by id: they take their users' events without the feed. */
@@ -86,9 +76,9 @@ export class UserEvents {
    * `message_received` event per instance holding the receiver. The event's id is the message id, so a
    * feed never holds one message twice.
    */
-  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, record: MessageRecord, nowMs: number): void {
+  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number): void {
     for (const instanceId of instancesIn(receiverPresence)) {
-      tx.create(this.feedOf(instanceId).doc(record.id), this.eventData(record.receiverId, "message_received", record, nowMs));
+      tx.create(this.feedOf(instanceId).doc(message.id), this.eventData(message.receiverId, "message_received", message, nowMs));
     }
   }
 

@@ -1,15 +1,25 @@
 import { randomBytes } from "node:crypto";
 import type { Server as HttpServer } from "node:http";
+import type { Firestore } from "firebase-admin/firestore";
 import { Server } from "socket.io";
-import type { Services } from "../app";
+import type { Authenticate } from "../auth/authenticate";
+import type { SessionStore } from "../auth/sessions";
+import type { AppConfig } from "../config";
+import type { KeyExchangeService } from "../keyexchange/service";
+import type { MessageRepository } from "../messages/repository";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
+import type { MessageSender } from "../messages/send";
+import type { Clock } from "../shared/clock";
 import { AppError, errors, toEnvelope } from "../shared/errors";
 import { busyDatabaseError, withDeadline } from "../shared/http";
+import type { Logger } from "../shared/logger";
 import { parseInput } from "../shared/validation";
+import type { UserRepository } from "../users/repository";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
 import { createDelivery } from "./delivery";
 import { followInstanceEvents } from "./event-feed";
+import type { UserEvents } from "./events";
 import { SocketLimits } from "./limits";
 import { ConnectedUsers, DEFAULT_PRESENCE_TIMING, PresenceTracker, type PresenceTiming } from "./presence";
 import { joinRoomSchema, messageAckSchema, type AnyAck, type RelayServer, type RelaySocket } from "./schema";
@@ -26,6 +36,22 @@ import { createTyping } from "./typing";
  * - event-feed.ts, events.ts  the instance's one Firestore listener, and how events are addressed to it
  * Nothing depends on sender and receiver sharing a process: see events.ts and messages/repository.ts.
  */
+/** What the relay uses from the rest of the backend (createServices in app.ts builds each of them once). */
+export interface RelayDeps {
+  db: Firestore;
+  config: AppConfig;
+  clock: Clock;
+  logger: Logger;
+  authenticate: Authenticate;
+  /** A send checks its session inside its own transaction. */
+  sessions: Pick<SessionStore, "guard">;
+  sender: MessageSender;
+  messages: MessageRepository;
+  keyExchanges: KeyExchangeService;
+  users: UserRepository;
+  events: UserEvents;
+}
+
 export interface RelayOptions {
   instanceId?: string;
   /** A socket that has not authenticated by then is disconnected (the contract says 10 s). */
@@ -55,8 +81,8 @@ export interface Relay {
   close(options?: { handOff?: boolean }): Promise<void>;
 }
 
-export async function attachRelay(httpServer: HttpServer, services: Services, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, tokens, sessions, sender, messages, events, users, clock, db, keyExchanges } = services;
+export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -82,8 +108,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
   let closing = false;
 
   const authentication = createSocketAuthentication({
-    tokens,
-    sessions,
+    authenticate,
     limits,
     connectedUsers,
     logger,

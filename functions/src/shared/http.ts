@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from "express";
+import { knownCaller } from "./caller";
 import { AppError, errors, toEnvelope } from "./errors";
 import { FIRESTORE_CODES, firestoreCodeOf } from "./firestore";
 import type { Logger } from "./logger";
@@ -44,7 +45,7 @@ export function requestLogger(logger: Logger): RequestHandler {
         route: matchedRoute ?? "",
         status: res.statusCode,
         durationMs: Math.round(durationMs * 10) / 10,
-        userId: res.locals.auth?.userId,
+        userId: knownCaller(res)?.userId,
       };
       if (res.statusCode >= 500) logger.error("request failed", fields);
       else logger.info("request", fields);

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Request, RequestHandler, Response } from "express";
 import { Timestamp, type Firestore } from "firebase-admin/firestore";
 import { addressBucket } from "./address-bucket";
+import { caller } from "./caller";
 import type { Clock } from "./clock";
 import { COLLECTIONS } from "./firestore";
 import { errors } from "./errors";
@@ -193,8 +194,5 @@ export const byClientAddress =
 /** One bucket per authenticated caller: mount behind requireAuth. */
 export const byCaller =
   (endpointClass: string): BucketKeyOf =>
-  (_req, res) => {
-    const userId = (res.locals.auth as { userId?: string } | undefined)?.userId;
-    if (userId === undefined) throw errors.unauthorized();
-    return `${endpointClass}:user:${userId}`;
-  };
+  (_req, res) =>
+    `${endpointClass}:user:${caller(res).userId}`;

@@ -1,4 +1,4 @@
-import { caller } from "../auth/middleware";
+import { caller } from "../shared/caller";
 import { operationOf, type OperationGroup } from "../shared/operations";
 import {
   addContactResponseSchema,

@@ -1,9 +1,16 @@
 import { z } from "zod";
 import { idOf, text } from "../shared/validation";
-import { usernameSchema } from "../auth/schema";
 import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
 import { blockedUserSchema, contactSchema, profileSchema, publicUserSchema } from "./presenters";
 import type { ContactCursor } from "./repository";
+
+/** A username as registration takes it (auth/schema.ts) and contacts are added by it. */
+export const usernameSchema = text()
+  .regex(/^[A-Za-z0-9_]{3,30}$/, "must be 3-30 letters, digits or underscores")
+  // The lower-cased username is a Firestore document id (usernames/{usernameLower}), and Firestore
+  // reserves ids matching __.*__: such a name would fail deep in a transaction instead of here.
+  .refine((username) => !/^__.*__$/.test(username), "must not both start and end with two underscores")
+  .describe("3-30 letters, digits or underscores (not both starting and ending with `__`); unique case-insensitively");
 
 export const addContactSchema = z.object({ username: usernameSchema });
 export type AddContactInput = z.infer<typeof addContactSchema>;

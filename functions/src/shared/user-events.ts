@@ -1,0 +1,38 @@
+import type { DocumentReference, DocumentSnapshot, Transaction } from "firebase-admin/firestore";
+
+/**
+ * Ports through which capabilities tell a user's connected sockets something, wherever those sockets
+ * are. The realtime relay implements them (relay/events.ts); capabilities depend only on these, so none
+ * of them imports the relay (test/architecture.test.ts).
+ */
+export type UserEventType =
+  | "message_received"
+  | "typing_indicator"
+  | "user_online"
+  | "user_offline"
+  | "message_delivered"
+  | "key_exchange_request"
+  | "key_exchange_response"
+  | "session_revoked";
+
+/** Publishes after the publisher's own write: the event only matters to sockets connected now. */
+export interface UserEventPublisher {
+  publish(userId: string, type: UserEventType, payload: Record<string, unknown>): Promise<void>;
+}
+
+/** A stored message as routing needs it; the whole record is what the receiver's sockets get. */
+export interface RoutedMessage {
+  id: string;
+  receiverId: string;
+}
+
+/**
+ * Routes a message inside the transaction that stores it, so it is routed exactly when it is stored
+ * (messages/repository.ts says why that reaches every connection).
+ */
+export interface MessageRouting {
+  /** The receiver's presence document, for the transaction to read with its other reads. */
+  presenceRef(userId: string): DocumentReference;
+  /** A `message_received` event to each relay instance listed in that presence document. */
+  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number): void;
+}
