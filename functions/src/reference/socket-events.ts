@@ -1,16 +1,14 @@
 import type { z } from "zod";
 import { keyExchangeRequestEventSchema, keyExchangeResponseEventSchema } from "../keyexchange/schema";
-import { sendMessageSchema } from "../messages/schema";
+import { messageRecordSchema, sendMessageSchema } from "../messages/schema";
 import {
   authenticatedSchema,
   authenticateSchema,
   authErrorSchema,
-  failedAckSchema,
   joinRoomAckSchema,
   joinRoomSchema,
   messageAckSchema,
   messageDeliveredSchema,
-  messageRecordSchema,
   okAckSchema,
   presenceEventSchema,
   sendMessageAckSchema,
@@ -101,6 +99,3 @@ export const SERVER_EVENTS: Record<string, ServerEvent> = {
   user_offline: { description: "A mutual contact went offline.", payload: presenceEventSchema },
   typing_indicator: { description: "A mutual contact is typing to you (or stopped).", payload: typingIndicatorSchema },
 };
-
-/** Every ack callback may instead receive this (refused: validation, authorization, rate). */
-export const FAILED_ACK = failedAckSchema;
