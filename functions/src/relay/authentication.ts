@@ -97,5 +97,3 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     },
   };
 }
-
-export type SocketAuthentication = ReturnType<typeof createSocketAuthentication>;
