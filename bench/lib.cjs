@@ -4,6 +4,7 @@ const { loadConfig } = require("../functions/lib/config.js");
 const { startFirestoreEmulator } = require("../functions/lib/local/firestore-emulator.js");
 const { newId } = require("../functions/lib/shared/ids.js");
 const { attachRelay } = require("../functions/lib/relay/relay.js");
+const { storedUserOf } = require("../functions/lib/users/repository.js");
 const { randomBytes } = require("node:crypto");
 const { readdirSync, readFileSync } = require("node:fs");
 
@@ -81,6 +82,7 @@ module.exports = {
   startFirestoreEmulator,
   newId,
   attachRelay,
+  storedUserOf,
   percentile,
   messagePayload,
   useEmulator,

@@ -16,8 +16,8 @@ const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 60_000);
 
 async function startRelay() {
   const { initializeApp } = await import("firebase-admin/app");
-  const { getFirestore, Timestamp } = await import("firebase-admin/firestore");
-  const { createApp, createServices, loadConfig, attachRelay, newId } = lib;
+  const { getFirestore } = await import("firebase-admin/firestore");
+  const { createApp, createServices, loadConfig, attachRelay, newId, storedUserOf } = lib;
   const projectId = process.env.FIREBASE_PROJECT_ID;
   initializeApp({ projectId });
   const config = loadConfig("test", {
@@ -50,16 +50,8 @@ async function startRelay() {
       for (let i = start; i < Math.min(count, start + 200); i++) {
         const id = newId("user");
         const username = `bench_${randomBytes(6).toString("hex")}`;
-        batch.create(db.collection("users").doc(id), {
-          email: `${username}@example.com`,
-          username,
-          usernameLower: username,
-          passwordHash: "not-a-login-account",
-          publicKey: "bench",
-          createdAt: Timestamp.now(),
-          lastLogin: null,
-          lastSeen: null,
-        });
+        const user = { email: `${username}@example.com`, username, passwordHash: "not-a-login-account", publicKey: "bench", createdAt: new Date() };
+        batch.create(db.collection("users").doc(id), storedUserOf(user));
         chunk.push(id);
       }
       await batch.commit();

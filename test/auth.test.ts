@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { base64url, claimsOf, newPublicKeyPem, registerUser, startTestApp, type ApiResponse, type TestApp } from "./support/app";
+import { expectError } from "./support/expect-error";
 import { closeAllSockets, connect, connectAs, nextEvent } from "./support/sockets";
 
 /**
@@ -15,15 +16,6 @@ const INVALID_CREDENTIALS = "Invalid email or password";
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
-
-/** Asserts the contract's error envelope, and nothing a client should not see (no stack, no internals). */
-function expectError(response: ApiResponse, status: number, code: string, field?: string): void {
-  expect(response.status, JSON.stringify(response.body)).toBe(status);
-  expect(response.body).toMatchObject({ success: false, error: { code, message: expect.any(String) } });
-  expect(Object.keys(response.body).sort()).toEqual(["error", "success"]);
-  expect(JSON.stringify(response.body)).not.toMatch(/stack|at \S+ \(|node_modules/i);
-  if (field !== undefined) expect(response.body.error.details?.field).toBe(field);
-}
 
 function unique(): string {
   return randomBytes(6).toString("hex");

@@ -4,7 +4,9 @@ import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
 import { messageBody, sendMessage } from "./support/messages";
 import { closeAllSockets, collect, connectAs, emitWithAck, nextEvent } from "./support/sockets";
-import { expectEnvelope, person, signedEphemeral, upload, type Person } from "./security/support";
+import { upload } from "./security/support";
+import { expectError } from "./support/expect-error";
+import { person, signedEphemeral, type Person } from "./support/key-exchange";
 
 /**
  * Blocking (issue #15): while A blocks B, B cannot reach A (messages, key exchanges, files: 403
@@ -63,16 +65,16 @@ describe("POST /api/users/block, DELETE /api/users/block/:userId, GET /api/users
 
   it("when blocking yourself, then 400 VALIDATION_ERROR; an unknown user 404; a malformed id 400", async () => {
     const alice = await registerUser(app);
-    expectEnvelope(await block(alice, alice.id), 400, "VALIDATION_ERROR");
-    expectEnvelope(await block(alice, newId("user")), 404, "NOT_FOUND");
-    expectEnvelope(await block(alice, "../x"), 400, "VALIDATION_ERROR");
-    expectEnvelope(await unblock(alice, "not-an-id"), 400, "VALIDATION_ERROR");
+    expectError(await block(alice, alice.id), 400, "VALIDATION_ERROR");
+    expectError(await block(alice, newId("user")), 404, "NOT_FOUND");
+    expectError(await block(alice, "../x"), 400, "VALIDATION_ERROR");
+    expectError(await unblock(alice, "not-an-id"), 400, "VALIDATION_ERROR");
     expect((await blockedOf(alice)).body.users).toEqual([]);
   });
 
   it("when called without a token, then 401", async () => {
-    expectEnvelope(await app.request("POST", "/api/users/block", { body: { userId: newId("user") } }), 401);
-    expectEnvelope(await app.request("GET", "/api/users/blocked"), 401);
+    expectError(await app.request("POST", "/api/users/block", { body: { userId: newId("user") } }), 401);
+    expectError(await app.request("GET", "/api/users/blocked"), 401);
   });
 });
 
@@ -84,7 +86,7 @@ describe("while A blocks B", () => {
     await block(alice, bob.id);
 
     const refused = await sendMessage(app, bob, alice);
-    expectEnvelope(refused, 403, "BLOCKED");
+    expectError(refused, 403, "BLOCKED");
     expect((await sendMessage(app, alice, bob)).status).toBe(201);
 
     for (const viewer of [alice, bob]) {
@@ -108,7 +110,7 @@ describe("while A blocks B", () => {
     expect(retry.status).toBe(200);
     expect(retry.body).toMatchObject({ duplicate: true, messageId: first.body.messageId });
     // A new message (a fresh nonce) is refused.
-    expectEnvelope(await app.request("POST", "/api/messages/send", { token: bob.token, body: { ...body, nonce: randomBytes(16).toString("base64") } }), 403, "BLOCKED");
+    expectError(await app.request("POST", "/api/messages/send", { token: bob.token, body: { ...body, nonce: randomBytes(16).toString("base64") } }), 403, "BLOCKED");
   });
 
   it("when B sends to A with send_message, then the ack is BLOCKED and A receives nothing", async () => {
@@ -126,7 +128,7 @@ describe("while A blocks B", () => {
     const [alice, bob] = await mutualContacts();
     await block(alice, bob.id);
     const refused = await app.request("POST", "/api/keyexchange/initiate", { token: bob.token, body: { targetUserId: alice.id, ...(await signedEphemeral(bob)) } });
-    expectEnvelope(refused, 403, "BLOCKED");
+    expectError(refused, 403, "BLOCKED");
     const allowed = await app.request("POST", "/api/keyexchange/initiate", { token: alice.token, body: { targetUserId: bob.id, ...(await signedEphemeral(alice)) } });
     expect(allowed.status).toBe(201);
   });
@@ -135,7 +137,7 @@ describe("while A blocks B", () => {
     const [alice, bob] = await mutualContacts();
     await block(alice, bob.id);
     const refused = await upload(app, bob, alice, randomBytes(2048));
-    expectEnvelope(refused, 403, "BLOCKED");
+    expectError(refused, 403, "BLOCKED");
     const kept = await app.db.collection("files").where("uploaderId", "==", bob.id).get();
     expect(kept.size).toBe(0);
     expect((await upload(app, alice, bob, randomBytes(2048))).status).toBe(201);

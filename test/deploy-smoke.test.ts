@@ -9,6 +9,7 @@ import { getFirestore } from "firebase-admin/firestore";
 import jwt, { type JwtPayload } from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { freePort } from "../functions/src/local/firestore-emulator";
+import { isGroupAlive } from "../functions/src/local/processes";
 import { COLLECTIONS, TTL_FIELDS } from "../functions/src/shared/firestore";
 import { newPublicKeyPem } from "./support/app";
 import { messageBody } from "./support/messages";
@@ -60,15 +61,6 @@ interface FunctionsEmulator {
   output(): string;
   /** Ends the hold script; resolves with the CLI's exit code once it and all its children are gone. */
   stop(): Promise<number | null>;
-}
-
-function isGroupAlive(groupId: number): boolean {
-  try {
-    process.kill(-groupId, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));

@@ -14,6 +14,7 @@ import { defaultStorageBucket, loadFirebaseToolsStorage, TESTED_FIREBASE_TOOLS_V
 import { ORPHAN_GRACE_MS } from "../functions/src/files/cleanup";
 import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
+import { expectError } from "./support/expect-error";
 import { multipart, type Part } from "./support/multipart";
 import { send } from "./security/support";
 
@@ -90,13 +91,6 @@ async function filesOf(app: TestApp, user: RegisteredUser): Promise<number> {
 
 async function usedBytes(app: TestApp, user: RegisteredUser): Promise<number> {
   return ((await app.db.collection("fileUsage").doc(user.id).get()).data()?.bytes as number | undefined) ?? 0;
-}
-
-function expectError(response: { status: number; body: any }, status: number, code: string, field?: string) {
-  expect(response.status, JSON.stringify(response.body)).toBe(status);
-  expect(response.body.success).toBe(false);
-  expect(response.body.error.code).toBe(code);
-  if (field !== undefined) expect(response.body.error.details?.field).toBe(field);
 }
 
 // ---------------------------------------------------------------------------------------------------

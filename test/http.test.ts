@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { rawRequest, registerUser, startTestApp, type TestApp } from "./support/app";
+import { expectError } from "./support/expect-error";
 
 /**
  * The HTTP plumbing every route shares (shared/http.ts and app.ts): unknown routes, body parsing and its
@@ -24,12 +25,6 @@ afterAll(async () => {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-function expectError(response: { status: number; body: any; text?: string }, status: number, code: string, field?: string) {
-  expect(response.status, response.text ?? JSON.stringify(response.body)).toBe(status);
-  expect(response.body).toMatchObject({ success: false, error: { code, message: expect.any(String) } });
-  if (field !== undefined) expect(response.body.error.details?.field).toBe(field);
-}
 
 /** Anything that would tell a client about the server's insides: stack frames, file paths, error class names. */
 function expectNoInternals(text: string) {

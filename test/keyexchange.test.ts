@@ -1,19 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../functions/src/shared/ids";
-import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
+import { startTestApp, type TestApp } from "./support/app";
+import { initiate, person, respond } from "./support/key-exchange";
 import { closeAllSockets, collect, connectAs, nextEvent, waitFor } from "./support/sockets";
-import {
-  decrypt,
-  deriveSessionKey,
-  encrypt,
-  newEphemeral,
-  newIdentity,
-  signDer,
-  signP1363,
-  type Curve,
-  type Identity,
-} from "./support/webcrypto";
+import { decrypt, deriveSessionKey, encrypt, newEphemeral, newIdentity, signP1363 } from "./support/webcrypto";
 
 let app: TestApp;
 beforeAll(async () => {
@@ -24,36 +15,6 @@ afterAll(async () => {
   await app.close();
 });
 
-interface Person extends RegisteredUser {
-  identity: Identity;
-}
-
-/** A user whose registered publicKey is a Web Crypto ECDSA identity key. */
-async function person(curve: Curve = "P-256", target: TestApp = app): Promise<Person> {
-  const identity = await newIdentity(curve);
-  return { ...(await registerUser(target, { publicKey: identity.publicKeyPem })), identity };
-}
-
-async function initiate(from: Person, to: Person, options: { curve?: Curve; der?: boolean; signature?: string } = {}) {
-  const ephemeral = await newEphemeral(options.curve ?? "P-256");
-  const signature = options.signature ?? (await (options.der ? signDer : signP1363)(from.identity, ephemeral.publicKeyPem));
-  const response = await app.request("POST", "/api/keyexchange/initiate", {
-    token: from.token,
-    body: { targetUserId: to.id, ephemeralPublicKey: ephemeral.publicKeyPem, signature },
-  });
-  return { response, ephemeral };
-}
-
-async function respond(by: Person, exchangeId: string, options: { curve?: Curve; der?: boolean; signature?: string } = {}) {
-  const ephemeral = await newEphemeral(options.curve ?? "P-256");
-  const signature = options.signature ?? (await (options.der ? signDer : signP1363)(by.identity, ephemeral.publicKeyPem));
-  const response = await app.request("POST", "/api/keyexchange/respond", {
-    token: by.token,
-    body: { exchangeId, ephemeralPublicKey: ephemeral.publicKeyPem, signature },
-  });
-  return { response, ephemeral };
-}
-
 describe("signatures", () => {
   it.each([
     ["P-256", "P1363", false],
@@ -61,17 +22,17 @@ describe("signatures", () => {
     ["P-384", "P1363", false],
     ["P-384", "DER", true],
   ] as const)("when the identity key is %s and the signature %s, then initiate and respond are accepted", async (curve, _encoding, der) => {
-    const [alice, bob] = [await person(curve), await person(curve)];
-    const { response } = await initiate(alice, bob, { curve, der });
+    const [alice, bob] = [await person(app, curve), await person(app, curve)];
+    const { response } = await initiate(app, alice, bob, { curve, der });
     expect(response.status).toBe(201);
     expect(response.body).toMatchObject({ success: true, exchangeId: expect.stringMatching(/^exchange_/), status: "pending" });
-    const answer = await respond(bob, response.body.exchangeId, { curve, der });
+    const answer = await respond(app, bob, response.body.exchangeId, { curve, der });
     expect(answer.response.status).toBe(200);
     expect(answer.response.body).toMatchObject({ success: true, confirmed: true, status: "completed" });
   });
 
   it("when the signature is forged, truncated, by another key, over other bytes or not base64, then 400 INVALID_SIGNATURE and nothing is stored", async () => {
-    const [alice, bob] = [await person(), await person()];
+    const [alice, bob] = [await person(app), await person(app)];
     const mallory = await newIdentity();
     const ephemeral = await newEphemeral();
     const good = await signP1363(alice.identity, ephemeral.publicKeyPem);
@@ -99,9 +60,9 @@ describe("signatures", () => {
   });
 
   it("when the responder's signature does not verify, then 400 INVALID_SIGNATURE and the exchange stays pending", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const { response } = await initiate(alice, bob);
-    const forged = await respond(bob, response.body.exchangeId, { signature: await signP1363(alice.identity, "something else") });
+    const [alice, bob] = [await person(app), await person(app)];
+    const { response } = await initiate(app, alice, bob);
+    const forged = await respond(app, bob, response.body.exchangeId, { signature: await signP1363(alice.identity, "something else") });
     expect(forged.response.status).toBe(400);
     expect(forged.response.body.error.code).toBe("INVALID_SIGNATURE");
     const state = await app.request("GET", `/api/keyexchange/${response.body.exchangeId}`, { token: alice.token });
@@ -109,7 +70,7 @@ describe("signatures", () => {
   });
 
   it("when the ephemeral key is not a PEM SPKI EC key, or the response is on another curve, then 400 naming ephemeralPublicKey", async () => {
-    const [alice, bob] = [await person(), await person()];
+    const [alice, bob] = [await person(app), await person(app)];
     for (const ephemeralPublicKey of ["garbage", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", 42]) {
       const response = await app.request("POST", "/api/keyexchange/initiate", {
         token: alice.token,
@@ -118,8 +79,8 @@ describe("signatures", () => {
       expect(response.status).toBe(400);
       expect(response.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "ephemeralPublicKey" } });
     }
-    const { response } = await initiate(alice, bob, { curve: "P-256" });
-    const otherCurve = await respond(bob, response.body.exchangeId, { curve: "P-384" });
+    const { response } = await initiate(app, alice, bob, { curve: "P-256" });
+    const otherCurve = await respond(app, bob, response.body.exchangeId, { curve: "P-384" });
     expect(otherCurve.response.status).toBe(400);
     expect(otherCurve.response.body.error.details.field).toBe("ephemeralPublicKey");
   });
@@ -127,10 +88,10 @@ describe("signatures", () => {
 
 describe("state rules", () => {
   it("when someone other than the target responds, then the initiator gets 403 and a stranger 404", async () => {
-    const [alice, bob, eve] = [await person(), await person(), await person()];
-    const { response } = await initiate(alice, bob);
-    expect((await respond(alice, response.body.exchangeId)).response.status).toBe(403);
-    const stranger = await respond(eve, response.body.exchangeId);
+    const [alice, bob, eve] = [await person(app), await person(app), await person(app)];
+    const { response } = await initiate(app, alice, bob);
+    expect((await respond(app, alice, response.body.exchangeId)).response.status).toBe(403);
+    const stranger = await respond(app, eve, response.body.exchangeId);
     expect(stranger.response.status).toBe(404);
     const peek = await app.request("GET", `/api/keyexchange/${response.body.exchangeId}`, { token: eve.token });
     expect(peek.status).toBe(404);
@@ -138,26 +99,26 @@ describe("state rules", () => {
   });
 
   it("when the target responds twice, then the second is 409 EXCHANGE_NOT_PENDING", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const { response } = await initiate(alice, bob);
-    expect((await respond(bob, response.body.exchangeId)).response.status).toBe(200);
-    const again = await respond(bob, response.body.exchangeId);
+    const [alice, bob] = [await person(app), await person(app)];
+    const { response } = await initiate(app, alice, bob);
+    expect((await respond(app, bob, response.body.exchangeId)).response.status).toBe(200);
+    const again = await respond(app, bob, response.body.exchangeId);
     expect(again.response.status).toBe(409);
     expect(again.response.body.error).toMatchObject({ code: "EXCHANGE_NOT_PENDING", details: { status: "completed" } });
   });
 
   it("when the exchange is unknown or malformed, then 404 / 400", async () => {
-    const bob = await person();
-    expect((await respond(bob, newId("exchange"))).response.status).toBe(404);
-    expect((await respond(bob, "exchange_../../x")).response.status).toBe(400);
+    const bob = await person(app);
+    expect((await respond(app, bob, newId("exchange"))).response.status).toBe(404);
+    expect((await respond(app, bob, "exchange_../../x")).response.status).toBe(400);
     expect((await app.request("GET", "/api/keyexchange/nope", { token: bob.token })).status).toBe(400);
   });
 
   it("when the exchange is past its expiry, then it says expired and responding is 410 EXCHANGE_EXPIRED", async () => {
     const short = await startTestApp({ KEY_EXCHANGE_TTL_SECONDS: "60" });
     try {
-      const alice = { ...(await person("P-256", short)) };
-      const bob = { ...(await person("P-256", short)) };
+      const alice = { ...(await person(short)) };
+      const bob = { ...(await person(short)) };
       const ephemeral = await newEphemeral();
       const created = await short.request("POST", "/api/keyexchange/initiate", {
         token: alice.token,
@@ -180,12 +141,12 @@ describe("state rules", () => {
   });
 
   it("when a new exchange starts between the same pair, then older pending ones are superseded", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const first = await initiate(alice, bob);
-    const second = await initiate(bob, alice);
+    const [alice, bob] = [await person(app), await person(app)];
+    const first = await initiate(app, alice, bob);
+    const second = await initiate(app, bob, alice);
     const old = await app.request("GET", `/api/keyexchange/${first.response.body.exchangeId}`, { token: alice.token });
     expect(old.body.exchange.status).toBe("superseded");
-    const late = await respond(bob, first.response.body.exchangeId);
+    const late = await respond(app, bob, first.response.body.exchangeId);
     expect(late.response.status).toBe(409);
     const pending = await app.request("GET", "/api/keyexchange/pending", { token: alice.token });
     expect(pending.body.incoming.map((e: { exchangeId: string }) => e.exchangeId)).toEqual([second.response.body.exchangeId]);
@@ -193,12 +154,12 @@ describe("state rules", () => {
   });
 
   it("when listing and reading, then participants see both keys, signatures, status and times", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const { response, ephemeral } = await initiate(alice, bob);
+    const [alice, bob] = [await person(app), await person(app)];
+    const { response, ephemeral } = await initiate(app, alice, bob);
     const mine = await app.request("GET", "/api/keyexchange/pending", { token: alice.token });
     expect(mine.body.outgoing).toHaveLength(1);
     expect(mine.body.outgoing[0]).toMatchObject({ exchangeId: response.body.exchangeId, initiatorEphemeralPublicKey: ephemeral.publicKeyPem });
-    const answer = await respond(bob, response.body.exchangeId);
+    const answer = await respond(app, bob, response.body.exchangeId);
     const state = await app.request("GET", `/api/keyexchange/${response.body.exchangeId}`, { token: alice.token });
     expect(state.body.exchange).toMatchObject({
       exchangeId: response.body.exchangeId,
@@ -217,8 +178,8 @@ describe("state rules", () => {
 
 describe("realtime and the full run", () => {
   it("when the target was offline, then key_exchange_request arrives on connect, once; the response reaches the initiator", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const { response, ephemeral } = await initiate(alice, bob);
+    const [alice, bob] = [await person(app), await person(app)];
+    const { response, ephemeral } = await initiate(app, alice, bob);
     const aliceSocket = await connectAs(app, alice.token);
     const bobSocket = await connectAs(app, bob.token, {});
     const requests = collect(bobSocket, "key_exchange_request");
@@ -230,7 +191,7 @@ describe("realtime and the full run", () => {
       signature: expect.any(String),
     });
     const responseEvent = nextEvent(aliceSocket, "key_exchange_response");
-    const answer = await respond(bob, response.body.exchangeId);
+    const answer = await respond(app, bob, response.body.exchangeId);
     expect(await responseEvent).toMatchObject({
       exchangeId: response.body.exchangeId,
       fromUserId: bob.id,
@@ -242,8 +203,8 @@ describe("realtime and the full run", () => {
   });
 
   it("when a request is acknowledged, then it is not sent again on the next connection; unacknowledged it is", async () => {
-    const [alice, bob] = [await person(), await person()];
-    const { response } = await initiate(alice, bob);
+    const [alice, bob] = [await person(app), await person(app)];
+    const { response } = await initiate(app, alice, bob);
     const first = await connectAs(app, bob.token);
     await nextEvent(first, "key_exchange_request");
     first.disconnect();
@@ -259,15 +220,15 @@ describe("realtime and the full run", () => {
   });
 
   it("when both sides complete the exchange like browsers, then they derive the same AES-GCM key and a message decrypts", async () => {
-    const [alice, bob] = [await person(), await person("P-384")];
+    const [alice, bob] = [await person(app), await person(app, "P-384")];
     const aliceSocket = await connectAs(app, alice.token);
     const bobSocket = await connectAs(app, bob.token);
 
     const request = nextEvent(bobSocket, "key_exchange_request");
-    const { response, ephemeral: aliceEphemeral } = await initiate(alice, bob);
+    const { response, ephemeral: aliceEphemeral } = await initiate(app, alice, bob);
     const incoming = await request;
     const replied = nextEvent(aliceSocket, "key_exchange_response");
-    const { ephemeral: bobEphemeral } = await respond(bob, incoming.exchangeId);
+    const { ephemeral: bobEphemeral } = await respond(app, bob, incoming.exchangeId);
     const reply = await replied;
     expect(reply.exchangeId).toBe(response.body.exchangeId);
 

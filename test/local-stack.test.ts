@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort } from "../functions/src/local/firestore-emulator";
+import { isGroupAlive } from "../functions/src/local/processes";
 import { newPublicKeyPem } from "./support/app";
 import { multipart } from "./support/multipart";
 
@@ -21,16 +22,6 @@ interface RunningStack {
   child: ChildProcess;
   url: string;
   output: () => string;
-}
-
-/** The emulator runs in a process group of its own (its pid file names the group). */
-function isGroupAlive(groupId: number): boolean {
-  try {
-    process.kill(-groupId, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Every stack this file started: killed in afterAll whatever happened to the test that started it. */

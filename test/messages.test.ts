@@ -274,11 +274,17 @@ describe("retries", () => {
     expect((await history(alice, bob)).body.total).toBe(1);
   });
 
-  it("when a used nonce is sent to another receiver, then 409 REPLAY_DETECTED", async () => {
+  /** Alice has sent Bob a message (its nonce is now used); a third user stands by. */
+  async function aliceHasSentToBob() {
     const [alice, bob] = await pair();
-    const carol = await registerUser(app);
+    const third = await registerUser(app);
     const body = messageBody(bob.id);
     await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    return { alice, third, body };
+  }
+
+  it("when a used nonce is sent to another receiver, then 409 REPLAY_DETECTED", async () => {
+    const { alice, third: carol, body } = await aliceHasSentToBob();
     const elsewhere = await app.request("POST", "/api/messages/send", { token: alice.token, body: { ...body, receiverId: carol.id } });
     expect(elsewhere.status).toBe(409);
     expect(elsewhere.body.error.code).toBe("REPLAY_DETECTED");
@@ -286,10 +292,7 @@ describe("retries", () => {
   });
 
   it("when another user sends the same body with the same nonce, then it is their own new message, not a retry", async () => {
-    const [alice, bob] = await pair();
-    const mallory = await registerUser(app);
-    const body = messageBody(bob.id);
-    await app.request("POST", "/api/messages/send", { token: alice.token, body });
+    const { third: mallory, body } = await aliceHasSentToBob();
     const copied = await app.request("POST", "/api/messages/send", { token: mallory.token, body });
     expect(copied.status).toBe(201);
     expect(copied.body.duplicate).toBeUndefined();

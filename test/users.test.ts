@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rawRequest, registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
+import { expectError } from "./support/expect-error";
 
 /**
  * The users endpoints as a client sees them: profile, contacts (add, list, remove) and search.
@@ -22,12 +23,6 @@ afterAll(async () => {
 /** A username nobody else in this file has: `stem` followed by random hex (3-30 characters in all). */
 function uniqueUsername(stem = "u"): string {
   return `${stem}${randomBytes(5).toString("hex")}`.slice(0, 30);
-}
-
-function expectError(response: { status: number; body: any }, status: number, code: string, field?: string) {
-  expect(response.status, JSON.stringify(response.body)).toBe(status);
-  expect(response.body).toMatchObject({ success: false, error: { code, message: expect.any(String) } });
-  if (field !== undefined) expect(response.body.error.details?.field).toBe(field);
 }
 
 function addContact(user: RegisteredUser, username: unknown) {

@@ -1,5 +1,6 @@
 // Renders /api/openapi.json (generated from the routes' zod schemas) as a readable page: operations by
-// tag, the socket events (x-socket-events) and every named schema. Plain DOM, no dependencies.
+// tag, the socket events (x-socket-events) and every named schema. Plain DOM, no dependencies. Why not
+// Swagger UI, Redoc or Scalar: client/README.md.
 
 const COMPONENTS = "#/components/schemas/";
 const RULES = ["format", "minLength", "maxLength", "minimum", "maximum", "pattern", "default"];

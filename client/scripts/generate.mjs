@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Writes client/src/generated.ts from the API's OpenAPI document, which the backend generates from the
-// zod schemas its routes validate with. So the client's types have one source: those schemas.
+// zod schemas its routes validate with. So the client's types have one source: those schemas. Why not
+// openapi-typescript: client/README.md.
 //
 //   npm run generate:client                 (from the repository root: builds functions/, then this)
 //   node client/scripts/generate.mjs --check  exits 1 if generated.ts is not what the document gives

@@ -110,74 +110,95 @@ const envSchema = z.object({
   HOST: z.string().min(1).default("localhost"),
 });
 
-export interface AppConfig {
-  mode: RuntimeMode;
-  projectId: string;
-  jwt: {
-    secret: string;
-    issuer: string;
-    audience: string;
-    accessTokenTtlSeconds: number;
-    refreshTokenTtlSeconds: number;
-    /** A session's absolute lifetime since login; refresh never extends it past this. */
-    sessionMaxAgeSeconds: number;
+/** The limits a rate limiter is given: a bucket of `limit` that refills over `windowSeconds`. */
+const bucket = (limit: number, windowSeconds: number) => ({ limit, windowSeconds });
+
+/**
+ * The configuration createApp takes, grouped from the validated variables. AppConfig is this function's
+ * return type, so the schema above is the one source of every field's type.
+ */
+function configOf(mode: RuntimeMode, vars: z.output<typeof envSchema>, secret: string, projectId: string) {
+  return {
+    mode,
+    projectId,
+    jwt: {
+      secret,
+      issuer: vars.JWT_ISSUER,
+      audience: vars.JWT_AUDIENCE,
+      accessTokenTtlSeconds: vars.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: vars.REFRESH_TOKEN_TTL_SECONDS,
+      /** A session's absolute lifetime since login; refresh never extends it past this. */
+      sessionMaxAgeSeconds: vars.SESSION_MAX_AGE_SECONDS,
+    },
+    bcryptCost: vars.BCRYPT_COST,
+    /** Worker threads that hash and check passwords (auth/passwords.ts), so the event loop never does. */
+    passwordWorkers: vars.PASSWORD_WORKERS,
+    corsOrigins: vars.CORS_ORIGINS,
+    jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
+    /** Login attempts (and wrong current passwords), counted in Firestore across instances. */
+    loginThrottle: {
+      /** One account from one client address: the strict bucket, so a guesser cannot lock the owner out. */
+      perAccountAndIp: bucket(vars.LOGIN_ACCOUNT_LIMIT, vars.LOGIN_ACCOUNT_WINDOW_SECONDS),
+      /** One account from every address together: a much higher ceiling on distributed guessing. */
+      perAccount: bucket(vars.LOGIN_ACCOUNT_CEILING_LIMIT, vars.LOGIN_ACCOUNT_CEILING_WINDOW_SECONDS),
+      perIp: bucket(vars.LOGIN_IP_LIMIT, vars.LOGIN_IP_WINDOW_SECONDS),
+    },
+    /** How long a key exchange may stay pending before it expires. */
+    keyExchangeTtlSeconds: vars.KEY_EXCHANGE_TTL_SECONDS,
+    /** Per sender→receiver pair: a burst, then a steady rate (Signal's shape). */
+    sendRate: { burst: vars.SEND_RATE_BURST, refillPerSecond: vars.SEND_RATE_PER_SECOND },
+    /** Encrypted file sharing: size limit, lifetime, per-user upload rate and storage quota. */
+    files: {
+      maxBytes: vars.FILE_MAX_BYTES,
+      ttlDays: vars.FILE_TTL_DAYS,
+      quotaBytes: vars.FILE_QUOTA_BYTES,
+      uploadRate: bucket(vars.FILE_UPLOAD_LIMIT, vars.FILE_UPLOAD_WINDOW_SECONDS),
+    },
+    /**
+     * The endpoint classes without a limit of their own above (login, send and upload have theirs).
+     * Firestore-backed (every instance): register and refresh per address, register from every address together; search, contact listing, contact changes
+     * and key exchange per user. Per process: the ceilings on all API requests per address and per user, and the
+     * realtime relay's connections and authentications per address, events and typing per socket.
+     */
+    rateLimits: {
+      register: bucket(vars.REGISTER_IP_LIMIT ?? (mode === "production" ? 20 : 1000), vars.REGISTER_IP_WINDOW_SECONDS),
+      registerGlobal: bucket(
+        vars.REGISTER_GLOBAL_LIMIT ?? (mode === "production" ? REGISTER_GLOBAL_DEFAULT : REGISTER_GLOBAL_DEFAULT_LOCAL),
+        vars.REGISTER_GLOBAL_WINDOW_SECONDS,
+      ),
+      refresh: bucket(vars.REFRESH_IP_LIMIT, vars.REFRESH_IP_WINDOW_SECONDS),
+      search: bucket(vars.SEARCH_LIMIT, vars.SEARCH_WINDOW_SECONDS),
+      contactReads: bucket(vars.CONTACT_READ_LIMIT, vars.CONTACT_READ_WINDOW_SECONDS),
+      contactWrites: bucket(vars.CONTACT_WRITE_LIMIT, vars.CONTACT_WRITE_WINDOW_SECONDS),
+      keyExchange: bucket(vars.KEY_EXCHANGE_LIMIT, vars.KEY_EXCHANGE_WINDOW_SECONDS),
+      apiPerIp: bucket(vars.API_IP_LIMIT, vars.API_IP_WINDOW_SECONDS),
+      apiPerUser: bucket(vars.API_USER_LIMIT, vars.API_USER_WINDOW_SECONDS),
+      socketConnect: bucket(vars.SOCKET_CONNECT_LIMIT, vars.SOCKET_CONNECT_WINDOW_SECONDS),
+      socketAuth: bucket(vars.SOCKET_AUTH_LIMIT, vars.SOCKET_AUTH_WINDOW_SECONDS),
+      socketEvents: bucket(vars.SOCKET_EVENT_LIMIT, vars.SOCKET_EVENT_WINDOW_SECONDS),
+      typing: bucket(vars.TYPING_LIMIT, vars.TYPING_WINDOW_SECONDS),
+    },
+    /** Every Firestore call gives up after this long; API requests answer 503 by then (shared/http.ts). */
+    firestoreDeadlineMs: vars.FIRESTORE_DEADLINE_SECONDS * 1000,
+    /** The relay's caps on connections held at once (per process: a socket lives on one instance). */
+    sockets: {
+      perUser: vars.SOCKETS_PER_USER,
+      perAddress: vars.SOCKETS_PER_ADDRESS,
+      connectTimeoutMs: vars.SOCKET_CONNECT_TIMEOUT_SECONDS * 1000,
+    },
+    /**
+     * Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. Cloud
+     * Functions and Cloud Run sit behind one Google front end that appends the client address.
+     */
+    trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
+    logLevel: vars.LOG_LEVEL,
+    port: vars.PORT,
+    host: vars.HOST,
   };
-  bcryptCost: number;
-  /** Worker threads that hash and check passwords (auth/passwords.ts), so the event loop never does. */
-  passwordWorkers: number;
-  corsOrigins: string[];
-  jsonBodyLimitBytes: number;
-  /** Login attempts (and wrong current passwords), counted in Firestore across instances. */
-  loginThrottle: {
-    /** One account from one client address: the strict bucket, so a guesser cannot lock the owner out. */
-    perAccountAndIp: { limit: number; windowSeconds: number };
-    /** One account from every address together: a much higher ceiling on distributed guessing. */
-    perAccount: { limit: number; windowSeconds: number };
-    perIp: { limit: number; windowSeconds: number };
-  };
-  /** How long a key exchange may stay pending before it expires. */
-  keyExchangeTtlSeconds: number;
-  /** Per sender→receiver pair: a burst, then a steady rate (Signal's shape). */
-  sendRate: { burst: number; refillPerSecond: number };
-  /** Encrypted file sharing: size limit, lifetime, per-user upload rate and storage quota. */
-  files: {
-    maxBytes: number;
-    ttlDays: number;
-    quotaBytes: number;
-    uploadRate: { limit: number; windowSeconds: number };
-  };
-  /**
-   * The endpoint classes without a limit of their own above (login, send and upload have theirs).
-   * Firestore-backed (every instance): register and refresh per address, register from every address together; search, contact listing, contact changes
-   * and key exchange per user. Per process: the ceilings on all API requests per address and per user, and the
-   * realtime relay's connections and authentications per address, events and typing per socket.
-   */
-  rateLimits: Record<RateLimitClass, { limit: number; windowSeconds: number }>;
-  /** Every Firestore call gives up after this long; API requests answer 503 by then (shared/http.ts). */
-  firestoreDeadlineMs: number;
-  /** The relay's caps on connections held at once (per process: a socket lives on one instance). */
-  sockets: { perUser: number; perAddress: number; connectTimeoutMs: number };
-  /** Express "trust proxy" hop count: how many proxies' X-Forwarded-For entries to believe. */
-  trustProxyHops: number;
-  logLevel: "debug" | "info" | "warn" | "error";
-  port: number;
-  host: string;
 }
 
-export type RateLimitClass =
-  | "register"
-  | "registerGlobal"
-  | "refresh"
-  | "search"
-  | "contactReads"
-  | "contactWrites"
-  | "keyExchange"
-  | "apiPerIp"
-  | "apiPerUser"
-  | "socketConnect"
-  | "socketAuth"
-  | "socketEvents"
-  | "typing";
+export type AppConfig = ReturnType<typeof configOf>;
+export type RateLimitClass = keyof AppConfig["rateLimits"];
 
 export const DEFAULT_LOCAL_PROJECT_ID = "demo-e2ee-messenger";
 
@@ -212,62 +233,5 @@ export function loadConfig(
     vars.FIREBASE_PROJECT_ID ?? vars.GCLOUD_PROJECT ?? (mode === "production" ? undefined : DEFAULT_LOCAL_PROJECT_ID);
   if (!projectId) throw new ConfigError("No Firebase project id: set FIREBASE_PROJECT_ID or GCLOUD_PROJECT.");
 
-  return {
-    mode,
-    projectId,
-    jwt: {
-      secret,
-      issuer: vars.JWT_ISSUER,
-      audience: vars.JWT_AUDIENCE,
-      accessTokenTtlSeconds: vars.ACCESS_TOKEN_TTL_SECONDS,
-      refreshTokenTtlSeconds: vars.REFRESH_TOKEN_TTL_SECONDS,
-      sessionMaxAgeSeconds: vars.SESSION_MAX_AGE_SECONDS,
-    },
-    bcryptCost: vars.BCRYPT_COST,
-    passwordWorkers: vars.PASSWORD_WORKERS,
-    corsOrigins: vars.CORS_ORIGINS,
-    jsonBodyLimitBytes: vars.JSON_BODY_LIMIT_BYTES,
-    loginThrottle: {
-      perAccountAndIp: { limit: vars.LOGIN_ACCOUNT_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_WINDOW_SECONDS },
-      perAccount: { limit: vars.LOGIN_ACCOUNT_CEILING_LIMIT, windowSeconds: vars.LOGIN_ACCOUNT_CEILING_WINDOW_SECONDS },
-      perIp: { limit: vars.LOGIN_IP_LIMIT, windowSeconds: vars.LOGIN_IP_WINDOW_SECONDS },
-    },
-    keyExchangeTtlSeconds: vars.KEY_EXCHANGE_TTL_SECONDS,
-    sendRate: { burst: vars.SEND_RATE_BURST, refillPerSecond: vars.SEND_RATE_PER_SECOND },
-    files: {
-      maxBytes: vars.FILE_MAX_BYTES,
-      ttlDays: vars.FILE_TTL_DAYS,
-      quotaBytes: vars.FILE_QUOTA_BYTES,
-      uploadRate: { limit: vars.FILE_UPLOAD_LIMIT, windowSeconds: vars.FILE_UPLOAD_WINDOW_SECONDS },
-    },
-    rateLimits: {
-      register: { limit: vars.REGISTER_IP_LIMIT ?? (mode === "production" ? 20 : 1000), windowSeconds: vars.REGISTER_IP_WINDOW_SECONDS },
-      registerGlobal: {
-        limit: vars.REGISTER_GLOBAL_LIMIT ?? (mode === "production" ? REGISTER_GLOBAL_DEFAULT : REGISTER_GLOBAL_DEFAULT_LOCAL),
-        windowSeconds: vars.REGISTER_GLOBAL_WINDOW_SECONDS,
-      },
-      refresh: { limit: vars.REFRESH_IP_LIMIT, windowSeconds: vars.REFRESH_IP_WINDOW_SECONDS },
-      search: { limit: vars.SEARCH_LIMIT, windowSeconds: vars.SEARCH_WINDOW_SECONDS },
-      contactReads: { limit: vars.CONTACT_READ_LIMIT, windowSeconds: vars.CONTACT_READ_WINDOW_SECONDS },
-      contactWrites: { limit: vars.CONTACT_WRITE_LIMIT, windowSeconds: vars.CONTACT_WRITE_WINDOW_SECONDS },
-      keyExchange: { limit: vars.KEY_EXCHANGE_LIMIT, windowSeconds: vars.KEY_EXCHANGE_WINDOW_SECONDS },
-      apiPerIp: { limit: vars.API_IP_LIMIT, windowSeconds: vars.API_IP_WINDOW_SECONDS },
-      apiPerUser: { limit: vars.API_USER_LIMIT, windowSeconds: vars.API_USER_WINDOW_SECONDS },
-      socketConnect: { limit: vars.SOCKET_CONNECT_LIMIT, windowSeconds: vars.SOCKET_CONNECT_WINDOW_SECONDS },
-      socketAuth: { limit: vars.SOCKET_AUTH_LIMIT, windowSeconds: vars.SOCKET_AUTH_WINDOW_SECONDS },
-      socketEvents: { limit: vars.SOCKET_EVENT_LIMIT, windowSeconds: vars.SOCKET_EVENT_WINDOW_SECONDS },
-      typing: { limit: vars.TYPING_LIMIT, windowSeconds: vars.TYPING_WINDOW_SECONDS },
-    },
-    firestoreDeadlineMs: vars.FIRESTORE_DEADLINE_SECONDS * 1000,
-    sockets: {
-      perUser: vars.SOCKETS_PER_USER,
-      perAddress: vars.SOCKETS_PER_ADDRESS,
-      connectTimeoutMs: vars.SOCKET_CONNECT_TIMEOUT_SECONDS * 1000,
-    },
-    // Cloud Functions and Cloud Run sit behind one Google front end that appends the client address.
-    trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
-    logLevel: vars.LOG_LEVEL,
-    port: vars.PORT,
-    host: vars.HOST,
-  };
+  return configOf(mode, vars, secret, projectId);
 }

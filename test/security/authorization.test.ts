@@ -3,18 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app";
 import { messageBody } from "../support/messages";
 import { closeAllSockets, collect, connect, connectAs, emitWithAck, nextEvent, waitFor } from "../support/sockets";
-import {
-  countDocuments,
-  expectEnvelope,
-  forgedCredentials,
-  initiateExchange,
-  person,
-  send,
-  signedEphemeral,
-  upload,
-  uploadForm,
-  type Person,
-} from "./support";
+import { expectError } from "../support/expect-error";
+import { initiateExchange, person, signedEphemeral, type Person } from "../support/key-exchange";
+import { countDocuments, forgedCredentials, send, upload, uploadForm } from "./support";
 
 /**
  * The authorization matrix: every endpoint and every socket event, with every kind of bad credential,
@@ -134,7 +125,7 @@ describe("HTTP endpoints with bad credentials", () => {
       const contentType = typeof payload === "string" ? { "Content-Type": "application/json" } : undefined;
       const response = await send(app, method, path(), { authorization: header(), body: payload, headers: contentType });
 
-      expectEnvelope(response, 401, code);
+      expectError(response, 401, code);
       expectNothingOf(response.bytes.toString("utf8"));
     });
   });
@@ -158,7 +149,7 @@ describe("HTTP endpoints with another user's valid token (bob on alice's and car
   });
 
   it("when bob deletes carol from contacts, then 404 and alice still has carol", async () => {
-    expectEnvelope(await app.request("DELETE", `/api/users/contacts/${carol.id}`, { token: bob.token }), 404, "NOT_FOUND");
+    expectError(await app.request("DELETE", `/api/users/contacts/${carol.id}`, { token: bob.token }), 404, "NOT_FOUND");
 
     const contacts = await app.request("GET", "/api/users/contacts", { token: alice.token });
     expect(contacts.body.contacts.map((contact: { id: string }) => contact.id)).toEqual([carol.id]);
@@ -183,7 +174,7 @@ describe("HTTP endpoints with another user's valid token (bob on alice's and car
   it("when bob pages with alice's message as the cursor, then 404 and nothing of the message", async () => {
     const response = await app.request("GET", `/api/messages/${carol.id}?before=${messageId}`, { token: bob.token });
 
-    expectEnvelope(response, 404, "NOT_FOUND");
+    expectError(response, 404, "NOT_FOUND");
     expectNothingOf(JSON.stringify(response.body));
   });
 
@@ -195,9 +186,9 @@ describe("HTTP endpoints with another user's valid token (bob on alice's and car
       body: { exchangeId, ...(await signedEphemeral(bob)) },
     });
 
-    expectEnvelope(read, 404, "NOT_FOUND");
+    expectError(read, 404, "NOT_FOUND");
     expect(pending.body).toMatchObject({ success: true, incoming: [], outgoing: [] });
-    expectEnvelope(respond, 404, "NOT_FOUND");
+    expectError(respond, 404, "NOT_FOUND");
     expectNothingOf(JSON.stringify([read.body, pending.body, respond.body]));
     expect((await app.request("GET", `/api/keyexchange/${exchangeId}`, { token: carol.token })).body.exchange.status).toBe("pending");
   });
@@ -209,7 +200,7 @@ describe("HTTP endpoints with another user's valid token (bob on alice's and car
       ["DELETE", `/api/files/${fileId}`],
     ] as const) {
       const response = await send(app, method, path, { authorization: `Bearer ${bob.token}` });
-      expectEnvelope(response, 404, "NOT_FOUND");
+      expectError(response, 404, "NOT_FOUND");
       expect(response.bytes.includes(fileBytes.subarray(0, 64))).toBe(false);
       expectNothingOf(response.bytes.toString("utf8"));
     }

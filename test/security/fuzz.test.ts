@@ -5,7 +5,9 @@ import { newPublicKeyPem, rawRequest, startTestApp, type TestApp } from "../supp
 import { messageBody } from "../support/messages";
 import { multipart, type Part } from "../support/multipart";
 import { closeAllSockets, connect, connectAs, emitWithAck, nextEvent } from "../support/sockets";
-import { countDocuments, expectEnvelope, initiateExchange, person, send, signedEphemeral, upload, type Person } from "./support";
+import { expectError } from "../support/expect-error";
+import { initiateExchange, person, signedEphemeral, type Person } from "../support/key-exchange";
+import { countDocuments, send, upload } from "./support";
 
 /**
  * Property-based fuzzing of every endpoint's body, path parameters and query, and of every socket event:
@@ -209,7 +211,7 @@ interface Answer {
 /** Never a 5xx; an error is always the envelope; a success says so. */
 function expectWellFormed(answer: Answer, options: { binary?: boolean } = {}): void {
   expect(answer.status, JSON.stringify(answer.body)?.slice(0, 300)).toBeLessThan(500);
-  if (answer.status >= 400) expectEnvelope(answer);
+  if (answer.status >= 400) expectError(answer);
   else if (!options.binary) expect(answer.body?.success, JSON.stringify(answer.body)?.slice(0, 300)).toBe(true);
 }
 
@@ -406,7 +408,7 @@ describe("multipart upload", () => {
 
     const answer = await send(app, "POST", "/api/files/upload", { authorization: `Bearer ${bob.token}`, body, headers: { "Content-Type": contentType }, timeoutMs: 5000 });
 
-    expectEnvelope(answer, 400, "VALIDATION_ERROR");
+    expectError(answer, 400, "VALIDATION_ERROR");
     expect(answer.body.error.details.field).toBe("body");
     await guard.check(answer);
   });
@@ -555,7 +557,7 @@ describe("ids from clients never become Firestore paths unchecked", () => {
     ];
     for (const [pending, field] of asked) {
       const answer = await pending;
-      expectEnvelope(answer, 400, "VALIDATION_ERROR");
+      expectError(answer, 400, "VALIDATION_ERROR");
       expect(answer.body.error.details.field).toBe(field);
     }
   });
@@ -568,9 +570,9 @@ describe("ids from clients never become Firestore paths unchecked", () => {
       const registered = await app.request("POST", "/api/auth/register", { body: registration });
       const added = await app.request("POST", "/api/users/add-contact", { token: alice.token, body: { username } });
 
-      expectEnvelope(registered, 400, "VALIDATION_ERROR");
+      expectError(registered, 400, "VALIDATION_ERROR");
       expect(registered.body.error.details.field).toBe("username");
-      expectEnvelope(added, 400, "VALIDATION_ERROR");
+      expectError(added, 400, "VALIDATION_ERROR");
     },
   );
 

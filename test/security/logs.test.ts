@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/app";
 import { messageBody } from "../support/messages";
 import { closeAllSockets, collect, connect, connectAs, emitWithAck, nextEvent, waitFor } from "../support/sockets";
-import { forgedCredentials, person, send, signedEphemeral, upload, type Person } from "./support";
+import { person, signedEphemeral, type Person } from "../support/key-exchange";
+import { forgedCredentials, send, upload } from "./support";
 
 /**
  * Log hygiene over a whole session: register, login, contacts, send (REST and socket), history, key

@@ -6,7 +6,9 @@ import { MemoryRateLimiter } from "../../functions/src/shared/rate-limit";
 import { newPublicKeyPem, registerUser, startTestApp, TestClock, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
 import { messageBody, sendMessage } from "../support/messages";
 import { closeAllSockets, connect, connectAs, emitWithAck, nextEvent } from "../support/sockets";
-import { expectEnvelope, initiateExchange, person, send, signedEphemeral, upload } from "./support";
+import { expectError } from "../support/expect-error";
+import { initiateExchange, person, signedEphemeral } from "../support/key-exchange";
+import { send, upload } from "./support";
 
 /**
  * Every endpoint class and the realtime relay have a rate limit (README "Rate limits"). Each story starts
@@ -31,7 +33,7 @@ afterEach(async () => {
 });
 
 function expectRateLimited(response: Pick<ApiResponse, "status" | "body" | "headers">, limit: number): void {
-  expectEnvelope(response, 429, "RATE_LIMITED");
+  expectError(response, 429, "RATE_LIMITED");
   const retryAfter = Number(response.headers.get("retry-after"));
   expect(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${retryAfter}`).toBe(true);
   expect(response.headers.get("ratelimit-limit")).toBe(String(limit));

@@ -1,22 +1,10 @@
 import { randomBytes } from "node:crypto";
 import jwt from "jsonwebtoken";
-import { expect } from "vitest";
 import type { Firestore } from "firebase-admin/firestore";
 import { COLLECTIONS } from "../../functions/src/shared/firestore";
-import { base64url, claimsOf, registerUser, type ApiResponse, type RegisteredUser, type TestApp } from "../support/app";
-import { newEphemeral, newIdentity, signP1363, type Identity } from "../support/webcrypto";
+import { base64url, claimsOf, type RegisteredUser, type TestApp } from "../support/app";
 
 /** Helpers shared by the security stories (test/security/*.test.ts). */
-
-/** The contract's error envelope, with nothing else at the top level and nothing internal inside. */
-export function expectEnvelope(response: Pick<ApiResponse, "status" | "body">, status?: number, code?: string): void {
-  const shown = `${response.status} ${JSON.stringify(response.body)?.slice(0, 300)}`;
-  if (status !== undefined) expect(response.status, shown).toBe(status);
-  expect(response.body, shown).toMatchObject({ success: false, error: { code: expect.any(String), message: expect.any(String) } });
-  expect(Object.keys(response.body).sort(), shown).toEqual(["error", "success"]);
-  expect(JSON.stringify(response.body), shown).not.toMatch(/stack|at \S+ \(|node_modules|\/work\//i);
-  if (code !== undefined) expect(response.body.error.code, shown).toBe(code);
-}
 
 /** Documents per collection, subcollections included, leaving out rate-limit buckets (they count refusals on purpose). */
 export async function countDocuments(db: Firestore): Promise<Record<string, number>> {
@@ -30,31 +18,6 @@ export async function countDocuments(db: Firestore): Promise<Record<string, numb
     }),
   );
   return Object.fromEntries(counts);
-}
-
-/** A user whose registered key is a Web Crypto ECDSA identity, so it can sign key exchanges. */
-export interface Person extends RegisteredUser {
-  identity: Identity;
-}
-
-export async function person(app: TestApp): Promise<Person> {
-  const identity = await newIdentity("P-256");
-  return { ...(await registerUser(app, { publicKey: identity.publicKeyPem })), identity };
-}
-
-/** A signed ephemeral key, as initiate and respond take it. */
-export async function signedEphemeral(signer: Person): Promise<{ ephemeralPublicKey: string; signature: string }> {
-  const ephemeral = await newEphemeral("P-256");
-  return { ephemeralPublicKey: ephemeral.publicKeyPem, signature: await signP1363(signer.identity, ephemeral.publicKeyPem) };
-}
-
-export async function initiateExchange(app: TestApp, from: Person, to: Person): Promise<string> {
-  const response = await app.request("POST", "/api/keyexchange/initiate", {
-    token: from.token,
-    body: { targetUserId: to.id, ...(await signedEphemeral(from)) },
-  });
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.exchangeId;
 }
 
 /** The upload form as the frontend sends it (FormData, the ciphertext as a Blob). */

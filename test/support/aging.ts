@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Timestamp, type Firestore } from "firebase-admin/firestore";
 import { conversationIdOf, newId } from "../../functions/src/shared/ids";
+import { storedUserOf } from "../../functions/src/users/repository";
 
 /**
  * What a day of local use leaves in the emulator, which runs no TTL deletion: users with sessions and
@@ -32,18 +33,8 @@ export async function ageDatabase(db: Firestore, plan: AgingPlan = A_DAY_OF_USE)
   for (const [index, id] of userIds.entries()) {
     const username = `aged_${index}_${randomBytes(3).toString("hex")}`;
     const createdAt = Timestamp.fromMillis(dayAgo + index);
-    writes.push((batch) =>
-      batch.set(db.collection("users").doc(id), {
-        email: `${username}@example.com`,
-        username,
-        usernameLower: username,
-        passwordHash: "aged-account",
-        publicKey: "aged",
-        createdAt,
-        lastLogin: createdAt,
-        lastSeen: createdAt,
-      }),
-    );
+    const user = { email: `${username}@example.com`, username, passwordHash: "aged-account", publicKey: "aged", createdAt: createdAt.toDate() };
+    writes.push((batch) => batch.set(db.collection("users").doc(id), { ...storedUserOf(user), lastLogin: createdAt, lastSeen: createdAt }));
     writes.push((batch) =>
       batch.set(db.collection("sessions").doc(newId("sess")), {
         userId: id,

@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { isAlive, type IpcReply } from "./processes";
 
 /** The watchdog's exit code when the JVM exited without being asked to. */
 export const JVM_DIED = 3;
@@ -28,7 +29,6 @@ export interface ExportPlan {
 
 /** Messages between the owner and the watchdog (IPC). */
 export type WatchdogRequest = { id: number; command: "export" };
-export type WatchdogReply = { id: number; ok: true } | { id: number; ok: false; error: string };
 
 /**
  * Exports the emulator's data to `<snapshotDir>.next`, then swaps it in: a snapshot folder is always
@@ -50,15 +50,6 @@ export async function exportSnapshot({ baseUrl, projectId, snapshotDir }: Export
   if (existsSync(snapshotDir)) renameSync(snapshotDir, previous);
   renameSync(next, snapshotDir);
   rmSync(previous, { recursive: true, force: true });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function main(): void {
@@ -101,8 +92,8 @@ function main(): void {
 
   process.on("message", (request: WatchdogRequest) => {
     exportNow().then(
-      () => process.send?.({ id: request.id, ok: true } satisfies WatchdogReply),
-      (error: Error) => process.send?.({ id: request.id, ok: false, error: error.message } satisfies WatchdogReply),
+      () => process.send?.({ id: request.id, ok: true } satisfies IpcReply),
+      (error: Error) => process.send?.({ id: request.id, ok: false, error: error.message } satisfies IpcReply),
     );
   });
   // The IPC channel closes the moment the owner dies; the poll covers an owner started without one.

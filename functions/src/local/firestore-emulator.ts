@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
-import { killGroup, settleLeftover } from "./processes";
-import { JVM_DIED, SNAPSHOT_NAME, type ExportPlan, type WatchdogReply, type WatchdogRequest } from "./emulator-watchdog";
+import { ipcRequester, killGroup, recentOutput, settleLeftover } from "./processes";
+import { JVM_DIED, SNAPSHOT_NAME, type ExportPlan, type WatchdogRequest } from "./emulator-watchdog";
 
 /**
  * Starts the Cloud Firestore emulator ourselves, because firebase-tools 15 wants Java 21 and downloads
@@ -212,13 +212,7 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
     stdio: ["ignore", "pipe", "pipe", "ipc"],
     env,
   });
-  const recent: string[] = [];
-  const remember = (chunk: Buffer) => {
-    recent.push(...chunk.toString("utf8").split("\n").filter(Boolean));
-    recent.splice(0, Math.max(0, recent.length - 40));
-  };
-  child.stdout!.on("data", remember);
-  child.stderr!.on("data", remember);
+  const recent = recentOutput(child, 40);
   if (pidFile && child.pid) writeFileSync(pidFile, String(child.pid));
   // Last resort if our process exits without stop(): never leave a JVM behind.
   const killOnExit = () => killGroup(child, "SIGKILL");
@@ -246,19 +240,9 @@ export async function startFirestoreEmulator(options: EmulatorOptions): Promise<
   }
 
   // Exports run in the watchdog (the same code that saves the data if we die), asked over IPC.
-  let requestId = 0;
-  const pending = new Map<number, (reply: WatchdogReply) => void>();
-  child.on("message", (reply: WatchdogReply) => pending.get(reply.id)?.(reply));
+  const askWatchdog = ipcRequester<WatchdogRequest>(child, exited, "the emulator exited");
   const exportData = async () => {
-    if (!plan || !child.connected) return;
-    const id = ++requestId;
-    const reply = await new Promise<WatchdogReply>((resolveReply) => {
-      pending.set(id, resolveReply);
-      child.send({ id, command: "export" } satisfies WatchdogRequest);
-      void exited.then(() => resolveReply({ id, ok: false, error: "the emulator exited" }));
-    });
-    pending.delete(id);
-    if (!reply.ok) throw new Error(reply.error);
+    if (plan) await askWatchdog({ command: "export" });
   };
 
   const timer =

@@ -8,13 +8,57 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function isGroupAlive(groupId: number): boolean {
+/** Whether process `pid` exists (signal 0 only asks). */
+export function isAlive(pid: number): boolean {
   try {
-    process.kill(-groupId, 0);
+    process.kill(pid, 0);
     return true;
   } catch {
     return false;
   }
+}
+
+/** Whether any process of the group is left (a negative pid names a group). */
+export function isGroupAlive(groupId: number): boolean {
+  return isAlive(-groupId);
+}
+
+/** The last `max` lines a child wrote (stdout and stderr, both piped), kept to say why it failed. */
+export function recentOutput(child: ChildProcess, max: number): string[] {
+  const recent: string[] = [];
+  const remember = (chunk: Buffer) => {
+    recent.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+    recent.splice(0, Math.max(0, recent.length - max));
+  };
+  child.stdout!.on("data", remember);
+  child.stderr!.on("data", remember);
+  return recent;
+}
+
+/** What a keeper process answers to a request over IPC: the request's id, and whether it worked. */
+export type IpcReply = { id: number; ok: true } | { id: number; ok: false; error: string };
+
+/**
+ * Requests to a keeper process over its IPC channel, each answered by a reply with the same id. A keeper
+ * that exits before answering fails the request with `goneError`; one already disconnected is not asked.
+ */
+export function ipcRequester<Request extends { id: number }>(child: ChildProcess, exited: Promise<void>, goneError: string) {
+  let lastId = 0;
+  const pending = new Map<number, (reply: IpcReply) => void>();
+  child.on("message", (message: Partial<IpcReply>) => {
+    if (typeof message.id === "number") pending.get(message.id)?.(message as IpcReply);
+  });
+  return async (request: Omit<Request, "id">): Promise<void> => {
+    if (!child.connected) return;
+    const id = ++lastId;
+    const reply = await new Promise<IpcReply>((answer) => {
+      pending.set(id, answer);
+      child.send({ ...request, id });
+      void exited.then(() => answer({ id, ok: false, error: goneError }));
+    });
+    pending.delete(id);
+    if (!reply.ok) throw new Error(reply.error);
+  };
 }
 
 /** Signals a child's whole process group (falling back to the child alone). */

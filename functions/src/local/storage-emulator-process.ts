@@ -10,7 +10,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { killGroup, settleLeftover } from "./processes";
+import { ipcRequester, isAlive, killGroup, recentOutput, settleLeftover, type IpcReply } from "./processes";
 import { startStorageEmulator, type RunningStorageEmulator } from "./storage-emulator";
 
 const SCRIPT = resolve(__dirname, "..", "..", "lib", "local", "storage-emulator-process.js");
@@ -24,7 +24,7 @@ interface ChildOptions {
   dataDir: string;
 }
 
-type ChildMessage = { ready: true; hostPort: string } | { failed: string } | { id: number; ok: boolean; error?: string };
+type ChildMessage = { ready: true; hostPort: string } | { failed: string } | IpcReply;
 
 export interface StorageEmulatorProcess {
   /** host:port, the value for FIREBASE_STORAGE_EMULATOR_HOST. */
@@ -55,20 +55,12 @@ export async function startStorageEmulatorProcess(options: {
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   if (child.pid) writeFileSync(pidFile, String(child.pid));
-  const recent: string[] = [];
-  const remember = (chunk: Buffer) => {
-    recent.push(...chunk.toString("utf8").split("\n").filter(Boolean));
-    recent.splice(0, Math.max(0, recent.length - 20));
-  };
-  child.stdout!.on("data", remember);
-  child.stderr!.on("data", remember);
+  const recent = recentOutput(child, 20);
   const killOnExit = () => killGroup(child, "SIGKILL");
   process.on("exit", killOnExit);
 
   let stopping: Promise<void> | undefined;
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  const pending = new Map<number, (message: { ok: boolean; error?: string }) => void>();
-  let requestId = 0;
 
   const hostPort = await new Promise<string>((ready, fail) => {
     const timer = setTimeout(() => fail(new Error(`The Storage emulator did not start within ${START_TIMEOUT_MS / 1000} s:\n${recent.join("\n")}`)), START_TIMEOUT_MS);
@@ -79,8 +71,6 @@ export async function startStorageEmulatorProcess(options: {
       } else if ("failed" in message) {
         clearTimeout(timer);
         fail(new Error(`The Storage emulator could not start: ${message.failed}`));
-      } else {
-        pending.get(message.id)?.(message);
       }
     });
     child.once("exit", (code) => {
@@ -98,17 +88,9 @@ export async function startStorageEmulatorProcess(options: {
     if (!stopping) options.onUnexpectedExit?.(`the Storage emulator's process exited (${signal ?? `code ${code}`}):\n${recent.slice(-10).join("\n")}`);
   });
 
-  const exportData = async () => {
-    if (!child.connected) return;
-    const id = ++requestId;
-    const reply = await new Promise<{ ok: boolean; error?: string }>((answer) => {
-      pending.set(id, answer);
-      child.send({ id });
-      void exited.then(() => answer({ ok: false, error: "the Storage emulator exited" }));
-    });
-    pending.delete(id);
-    if (!reply.ok) throw new Error(reply.error);
-  };
+  // The only request the child takes is "export now".
+  const askChild = ipcRequester<{ id: number }>(child, exited, "the Storage emulator exited");
+  const exportData = () => askChild({});
 
   const stop = () =>
     (stopping ??= (async () => {
@@ -166,15 +148,6 @@ async function main(): Promise<void> {
     if (!isAlive(owner)) end("its owner died");
   }, OWNER_POLL_MS).unref();
   process.send?.({ ready: true, hostPort: emulator.hostPort } satisfies ChildMessage);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 if (require.main === module) void main();

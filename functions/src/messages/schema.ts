@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AppError } from "../shared/errors";
 import { isoTime, succeeded } from "../shared/responses";
-import { BASE64_TEXT, base64Text, idOf, text } from "../shared/validation";
+import { BASE64_TEXT, base64Text, idOf, queryCount, text } from "../shared/validation";
 import { MAX_SEQUENCE_JUMP, MAX_SEQUENCE_NUMBER } from "./sequence";
 
 /** Signal's per-message limit: 96 KiB of ciphertext (as the base64 text the client sends). */
@@ -59,17 +59,9 @@ export function checkContentSize(body: unknown): void {
 
 export const historyParamsSchema = z.object({ contactId: idOf("user") });
 
-const count = (max: number, fallback: number, min: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be an integer")
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`)
-    .default(fallback);
-
 export const historyQuerySchema = z.object({
-  limit: count(HISTORY_MAX_LIMIT, HISTORY_DEFAULT_LIMIT, 1),
-  offset: count(HISTORY_MAX_OFFSET, 0, 0),
+  limit: queryCount(HISTORY_MAX_LIMIT, HISTORY_DEFAULT_LIMIT),
+  offset: queryCount(HISTORY_MAX_OFFSET, 0, 0),
   before: idOf("msg").optional(),
 });
 export type HistoryQuery = z.infer<typeof historyQuerySchema>;

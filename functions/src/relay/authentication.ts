@@ -93,5 +93,3 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     },
   };
 }
-
-export type SocketAuthentication = ReturnType<typeof createSocketAuthentication>;

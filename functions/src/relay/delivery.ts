@@ -261,5 +261,3 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     },
   };
 }
-
-export type Delivery = ReturnType<typeof createDelivery>;

@@ -26,6 +26,8 @@ export function followInstanceEvents(
   rollEveryMs = DEFAULT_FEED_ROLL_MS,
 ): ResilientListener & { readonly listeners: number } {
   const seen = new Set<string>();
+  // Not the injected clock: events are stamped by the database (serverTimestamp), so the feed starts
+  // from real time, as a test clock moved forward would skip events the database stamps now.
   let resumeFromMs = Date.now();
 
   const handle = (event: UserEvent) => {

@@ -45,8 +45,6 @@ export const typingIndicatorSchema = z.object({
   isTyping: z.boolean(),
 });
 
-export { messageRecordSchema };
-
 // Acknowledgements (the Socket.IO ack callback's argument).
 /** Every refused event with an ack callback: `{ success: false, error }`, like the REST envelope. */
 export const failedAckSchema = errorEnvelopeSchema;

@@ -102,8 +102,6 @@ export function firestoreCodeOf(error: unknown): number | undefined {
   return typeof code === "number" ? code : undefined;
 }
 
-export type { Firestore };
-
 /** Calls the Firestore client's per-call deadline covers; its streams (Listen, Write) keep their own. */
 const DEADLINED_METHODS = [
   "GetDocument",

@@ -83,6 +83,3 @@ export function createLogger(options: { level?: LogLevel; sink?: LogSink } = {})
     error: (message, fields) => write("error", message, fields),
   };
 }
-
-/** For tests that do not care about logs. */
-export const silentLogger: Logger = createLogger({ sink: () => undefined });

@@ -31,6 +31,16 @@ export function base64Text(max: number) {
     .regex(BASE64_TEXT, "must be base64 text");
 }
 
+/** A whole number from a query string (a page's limit or offset), `fallback` when absent. */
+export function queryCount(max: number, fallback: number, min = 1) {
+  return z.coerce
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(fallback);
+}
+
 /** An id we minted, with the given prefix. Anything else never reaches a Firestore path. */
 export function idOf(prefix: IdPrefix) {
   return text()

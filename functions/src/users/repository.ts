@@ -54,6 +54,20 @@ type StoredUser = Omit<UserRecord, "id" | "createdAt" | "lastLogin" | "lastSeen"
   lastSeen: Timestamp | null;
 };
 
+/** A new user's document in the users collection: never logged in, never seen. */
+export function storedUserOf(user: Omit<NewUser, "id">): StoredUser {
+  return {
+    email: user.email,
+    username: user.username,
+    usernameLower: user.username.toLowerCase(),
+    passwordHash: user.passwordHash,
+    publicKey: user.publicKey,
+    createdAt: Timestamp.fromDate(user.createdAt),
+    lastLogin: null,
+    lastSeen: null,
+  };
+}
+
 function fromStored(id: string, data: StoredUser): UserRecord {
   return {
     id,
@@ -81,19 +95,9 @@ export class UserRepository {
 
   /** Creates the user and claims its email and username in one transaction. */
   async create(user: NewUser): Promise<UserRecord> {
-    const usernameLower = user.username.toLowerCase();
-    const stored: StoredUser = {
-      email: user.email,
-      username: user.username,
-      usernameLower,
-      passwordHash: user.passwordHash,
-      publicKey: user.publicKey,
-      createdAt: Timestamp.fromDate(user.createdAt),
-      lastLogin: null,
-      lastSeen: null,
-    };
+    const stored = storedUserOf(user);
     const emailRef = this.emails.doc(emailClaimId(user.email));
-    const usernameRef = this.usernames.doc(usernameLower);
+    const usernameRef = this.usernames.doc(stored.usernameLower);
     await this.db.runTransaction(async (tx) => {
       const [emailClaim, usernameClaim] = await tx.getAll(emailRef, usernameRef);
       // A retried transaction whose first attempt committed finds its own claims: that is success.

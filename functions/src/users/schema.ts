@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { idOf, text } from "../shared/validation";
+import { idOf, queryCount, text } from "../shared/validation";
 import { doneResponseSchema, isoTime, succeeded } from "../shared/responses";
 import { blockedUserSchema, contactSchema, profileSchema, publicUserSchema } from "./presenters";
 import type { ContactCursor } from "./repository";
@@ -13,12 +13,10 @@ export const usernameSchema = text()
   .describe("3-30 letters, digits or underscores (not both starting and ending with `__`); unique case-insensitively");
 
 export const addContactSchema = z.object({ username: usernameSchema });
-export type AddContactInput = z.infer<typeof addContactSchema>;
 
 export const contactParamsSchema = z.object({ contactId: idOf("user") });
 
 export const blockSchema = z.object({ userId: idOf("user") });
-export type BlockInput = z.infer<typeof blockSchema>;
 export const blockParamsSchema = z.object({ userId: idOf("user") });
 
 /**
@@ -35,12 +33,7 @@ export function encodeContactCursor(cursor: ContactCursor): string {
 const CURSOR_PATTERN = /^(\d{1,15})\.(user_[A-Za-z0-9_-]{1,64})$/;
 
 export const contactsQuerySchema = z.object({
-  limit: z.coerce
-    .number({ error: "must be a number" })
-    .int("must be an integer")
-    .min(1, "must be at least 1")
-    .max(CONTACTS_MAX_LIMIT, `must be at most ${CONTACTS_MAX_LIMIT}`)
-    .default(CONTACTS_MAX_LIMIT),
+  limit: queryCount(CONTACTS_MAX_LIMIT, CONTACTS_MAX_LIMIT),
   cursor: z
     .string()
     .max(200, "is not a cursor from this endpoint")
@@ -64,14 +57,8 @@ export const searchQuerySchema = z.object({
     .min(1, "is required")
     .max(30, "must be at most 30 characters")
     .regex(/^[A-Za-z0-9_]+$/, "must be letters, digits or underscores"),
-  limit: z.coerce
-    .number({ error: "must be a number" })
-    .int("must be an integer")
-    .min(1, "must be at least 1")
-    .max(SEARCH_MAX_LIMIT, `must be at most ${SEARCH_MAX_LIMIT}`)
-    .default(SEARCH_DEFAULT_LIMIT),
+  limit: queryCount(SEARCH_MAX_LIMIT, SEARCH_DEFAULT_LIMIT),
 });
-export type SearchQuery = z.infer<typeof searchQuerySchema>;
 
 // Responses (the records themselves are in presenters.ts, which builds them).
 export const profileResponseSchema = succeeded({ user: profileSchema });
