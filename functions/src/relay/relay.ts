@@ -5,6 +5,7 @@ import type { Services } from "../app";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
 import { AppError, errors, toEnvelope } from "../shared/errors";
 import { busyDatabaseError, withDeadline } from "../shared/http";
+import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
@@ -134,7 +135,7 @@ export async function attachRelay(httpServer: HttpServer, services: Services, op
     socket.on("join_room", (payload, ack) => {
       const parsed = joinRoomSchema.safeParse(payload);
       const userId = socket.data.userId!;
-      if (!parsed.success || parsed.data.userId !== userId) {
+      if (!parsed.success || !canJoinRoom(userId, parsed.data.userId)) {
         emitError(socket, errors.forbidden("You can only join your own room"), ack);
         return;
       }
