@@ -63,9 +63,6 @@ export function toEnvelope(error: AppError): ErrorEnvelope {
   return { success: false, error: body };
 }
 
-/** Said wherever a session turns out to have ended (also in the relay's `auth_error`, which is no AppError). */
-export const SESSION_ENDED = "Session has ended; log in again";
-
 /** Named factories for the errors raised in more than one place. */
 export const errors = {
   validation: (field: string, message: string) => new AppError("VALIDATION_ERROR", message, { field }),
@@ -79,7 +76,7 @@ export const errors = {
   /** Also what anyone but the two participants hears of an exchange that exists. */
   exchangeNotFound: () => new AppError("NOT_FOUND", "Key exchange not found", { field: "exchangeId" }),
   /** The caller's session was revoked or expired: a new login is the only way on. */
-  sessionEnded: () => new AppError("UNAUTHORIZED", SESSION_ENDED),
+  sessionEnded: () => new AppError("UNAUTHORIZED", "Session has ended; log in again"),
   bodyTooLarge: () => new AppError("PAYLOAD_TOO_LARGE", "Request body is too large"),
   internal: () => new AppError("INTERNAL_ERROR", "Internal server error"),
   rateLimited: (retryAfterSeconds: number, headers: Record<string, string> = {}) =>
