@@ -13,13 +13,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        // Pure functions: one worker, modules loaded once (firebase-admin's Timestamp dominates the time).
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false, maxWorkers: 1 },
+        // Pure functions: one worker, modules loaded once (firebase-admin's Timestamp dominates the time);
+        // run first, so a broken rule shows before the emulator suite.
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false, maxWorkers: 1, sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
         test: {
           name: "integration",
+          sequence: { groupOrder: 1 },
           include: ["test/**/*.test.ts"],
           exclude: [...configDefaults.exclude, "test/unit/**"],
           globalSetup: ["test/support/global-setup.ts"],
