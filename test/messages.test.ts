@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NONCE_RETENTION_MS } from "../functions/src/messages/repository";
 import { MAX_ENCRYPTED_CONTENT_LENGTH } from "../functions/src/messages/schema";
-import { MAX_CLIENT_TIMESTAMP_AGE_MS } from "../functions/src/messages/send";
+import { MAX_CLIENT_TIMESTAMP_AGE_MS, NONCE_RETENTION_MS } from "../functions/src/messages/send-decision";
 import { newId } from "../functions/src/shared/ids";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
 import { messageBody, sendMessage } from "./support/messages";
@@ -165,15 +164,10 @@ describe("sequencing", () => {
 
   it("when the Admin SDK retries a transaction that had already committed, then the message is stored once", async () => {
     const [alice, bob] = await pair();
-    const draft = {
-      messageId: newId("msg"),
-      senderId: alice.id,
-      ...messageBody(bob.id),
-      clientTimestamp: new Date().toISOString(),
-    };
-    const rate = { burst: 60, refillPerSecond: 1 };
-    const first = await app.services.messages.append(draft, () => new Date(), rate);
-    const retried = await app.services.messages.append(draft, () => new Date(), rate);
+    const draft = { messageId: newId("msg"), senderId: alice.id, sent: messageBody(bob.id) };
+    const terms = { now: () => new Date(), rate: { burst: 60, refillPerSecond: 1 } };
+    const first = await app.services.messages.append(draft, terms);
+    const retried = await app.services.messages.append(draft, terms);
     expect(retried.record).toEqual(first.record);
     expect(retried.duplicate).toBe(false);
     expect((await history(alice, bob)).body.total).toBe(1);

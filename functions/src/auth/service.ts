@@ -104,7 +104,7 @@ export class AuthService {
   async changePassword(claims: { userId: string; sessionId: string }, input: ChangePasswordInput, ip: string) {
     const { users, passwords, sessions } = this.deps;
     const user = await users.findById(claims.userId);
-    if (!user) throw errors.unauthorized("Session has ended; log in again");
+    if (!user) throw errors.sessionEnded();
     await this.countPasswordAttempt(user.email, ip);
     if (!(await passwords.verify(input.currentPassword, user.passwordHash))) {
       throw new AppError("UNAUTHORIZED", WRONG_CURRENT_PASSWORD);

@@ -44,8 +44,8 @@ export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refre
  */
 export interface SessionGuard {
   ref: DocumentReference;
-  /** Throws UNAUTHORIZED unless the snapshot shows the session active for the user. */
-  assertActive(snapshot: DocumentSnapshot): void;
+  /** Whether the snapshot shows the session active for the user (refused with errors.sessionEnded). */
+  isActive(snapshot: DocumentSnapshot): boolean;
 }
 
 export interface SessionStore {
@@ -119,12 +119,10 @@ export function createSessionStore(
     },
 
     guard(sessionId, userId) {
-      if (!isIdOf("sess", sessionId)) throw errors.unauthorized("Session has ended; log in again");
+      if (!isIdOf("sess", sessionId)) throw errors.sessionEnded();
       return {
         ref: sessions.doc(sessionId),
-        assertActive(snapshot) {
-          if (!activeFor(snapshot, userId)) throw errors.unauthorized("Session has ended; log in again");
-        },
+        isActive: (snapshot) => activeFor(snapshot, userId),
       };
     },
 

@@ -1,9 +1,7 @@
 import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
-import { AppError, errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
 import { blockRefOf } from "../users/repository";
-import type { z } from "zod";
-import { FILE_PART, type fileRecordSchema } from "./schema";
+import { decideUpload, usageAfterRemoval, usageOf, type UploadTerms } from "./upload-decision";
 
 /** The only door to file metadata and per-user storage usage (layout: shared/firestore.ts). */
 
@@ -24,47 +22,6 @@ export interface StoredFile {
 
 export type FileDraft = Omit<StoredFile, "uploadedAt" | "expiresAt">;
 
-/** What participants see (upload answer, GET …/meta); its schema is fileRecordSchema in schema.ts. */
-export type FileRecord = z.output<typeof fileRecordSchema>;
-
-export function toFileRecord(id: string, stored: StoredFile): FileRecord {
-  return {
-    id,
-    fileId: id,
-    filename: stored.filename,
-    size: stored.size,
-    iv: stored.iv,
-    authTag: stored.authTag,
-    signature: stored.signature,
-    uploaderId: stored.uploaderId,
-    receiverId: stored.receiverId,
-    uploadedAt: stored.uploadedAt.toDate().toISOString(),
-    expiresAt: stored.expiresAt.toDate().toISOString(),
-    downloadUrl: `/api/files/${id}`,
-  };
-}
-
-/** 413 QUOTA_EXCEEDED: distinct from PAYLOAD_TOO_LARGE, since a smaller file (or a deletion) helps. */
-export function quotaExceeded(quotaBytes: number, usedBytes: number): AppError {
-  return new AppError(
-    "QUOTA_EXCEEDED",
-    `This file does not fit in your storage quota (${usedBytes} of ${quotaBytes} bytes used); delete files or wait for them to expire`,
-    { field: FILE_PART, quotaBytes, usedBytes },
-  );
-}
-
-/** The bytes of live files a user uploaded, kept beside them so the quota holds under concurrency. */
-interface FileUsage {
-  bytes: number;
-  files: number;
-}
-
-export interface FileTerms {
-  now: () => Date;
-  ttlMs: number;
-  quotaBytes: number;
-}
-
 export type StoredFileWithId = StoredFile & { id: string };
 
 export class FileRepository {
@@ -79,38 +36,34 @@ export class FileRepository {
   }
 
   /**
-   * Records an uploaded file in one transaction with its uploader's usage: the receiver must exist and
-   * the quota must have room, else nothing is written. Concurrent uploads of one user contend on the
-   * usage document, so together they can never exceed the quota.
+   * Records an uploaded file in one transaction with its uploader's usage, as decideUpload decides
+   * (upload-decision.ts): a refusal is thrown inside the transaction, so nothing is written. Concurrent
+   * uploads of one user contend on the usage document, so together they can never exceed the quota.
    */
-  async create(fileId: string, draft: FileDraft, terms: FileTerms): Promise<StoredFile> {
+  async create(fileId: string, draft: FileDraft, terms: UploadTerms & { now: () => Date }): Promise<StoredFile> {
     const fileRef = this.files.doc(fileId);
     const usageRef = this.usage.doc(draft.uploaderId);
     return this.db.runTransaction(async (tx) => {
       // The receiver's block of the uploader is read here, so a block that commits first refuses the file.
-      const [existing, receiver, usageSnap, block] = await tx.getAll(
+      const [own, receiver, usage, block] = await tx.getAll(
         fileRef,
         this.users.doc(draft.receiverId),
         usageRef,
         blockRefOf(this.db, draft.receiverId, draft.uploaderId),
       );
-      // The SDK may retry an attempt that did commit: finding our own record means it is stored.
-      if (existing!.exists) return existing!.data() as StoredFile;
-      if (!receiver!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
-      if (block!.exists) throw errors.blocked();
-      const usage = usageOf(usageSnap!.data());
-      if (usage.bytes + draft.size > terms.quotaBytes) {
-        throw quotaExceeded(terms.quotaBytes, usage.bytes);
-      }
-      const nowMs = terms.now().getTime();
-      const stored: StoredFile = {
-        ...draft,
-        uploadedAt: Timestamp.fromMillis(nowMs),
-        expiresAt: Timestamp.fromMillis(nowMs + terms.ttlMs),
+      const state = {
+        ownCommit: own!.data() as StoredFile | undefined,
+        receiverExists: receiver!.exists,
+        blockedByReceiver: block!.exists,
+        usage: usageOf(usage!.data()),
       };
-      tx.create(fileRef, stored);
-      tx.set(usageRef, { bytes: usage.bytes + draft.size, files: usage.files + 1 } satisfies FileUsage);
-      return stored;
+      const decision = decideUpload(state, draft, terms.now(), terms);
+      if (decision.kind === "refused") throw decision.error;
+      if (decision.kind === "store") {
+        tx.create(fileRef, decision.file);
+        tx.set(usageRef, decision.usage);
+      }
+      return decision.file;
     });
   }
 
@@ -133,21 +86,13 @@ export class FileRepository {
       const snapshots = await tx.getAll(...fileIds.map((id) => this.files.doc(id)));
       const removed = snapshots.filter((snap) => snap.exists).map((snap) => ({ id: snap.id, ...(snap.data() as StoredFile) }));
       if (removed.length === 0) return [];
-      const freed = new Map<string, { bytes: number; files: number }>();
-      for (const file of removed) {
-        const entry = freed.get(file.uploaderId) ?? { bytes: 0, files: 0 };
-        freed.set(file.uploaderId, { bytes: entry.bytes + file.size, files: entry.files + 1 });
-      }
-      const usageRefs: DocumentReference[] = [...freed.keys()].map((userId) => this.usage.doc(userId));
+      const byUploader = new Map<string, StoredFileWithId[]>();
+      for (const file of removed) byUploader.set(file.uploaderId, [...(byUploader.get(file.uploaderId) ?? []), file]);
+      const usageRefs: DocumentReference[] = [...byUploader.keys()].map((userId) => this.usage.doc(userId));
       const usageSnaps = await tx.getAll(...usageRefs);
       for (const file of removed) tx.delete(this.files.doc(file.id));
       usageSnaps.forEach((snap, index) => {
-        const usage = usageOf(snap.data());
-        const gone = freed.get(snap.id)!;
-        tx.set(usageRefs[index]!, {
-          bytes: Math.max(0, usage.bytes - gone.bytes),
-          files: Math.max(0, usage.files - gone.files),
-        } satisfies FileUsage);
+        tx.set(usageRefs[index]!, usageAfterRemoval(usageOf(snap.data()), byUploader.get(snap.id)!));
       });
       return removed;
     });
@@ -186,9 +131,4 @@ export class FileRepository {
       query = query.startAfter(snapshot.docs[snapshot.size - 1]!);
     }
   }
-}
-
-function usageOf(data: unknown): FileUsage {
-  const usage = data as Partial<FileUsage> | undefined;
-  return { bytes: usage?.bytes ?? 0, files: usage?.files ?? 0 };
 }

@@ -1,13 +1,16 @@
 import type { Readable } from "node:stream";
 import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
+import { canDeleteFile, canSeeFile } from "../shared/policies";
 import { newId } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { enforce, type FirestoreRateLimiter, type RateLimitDecision, type RateLimitPolicy } from "../shared/rate-limit";
 import { fileBlobKey, type BlobStore } from "./blob-store";
 import type { FileSink, ParsedForm } from "./multipart";
-import { quotaExceeded, toFileRecord, type FileRecord, type FileRepository, type StoredFile } from "./repository";
+import { toFileRecord, type FileRecord } from "./presenters";
+import type { FileRepository, StoredFile } from "./repository";
 import { uploadInputOf } from "./schema";
+import { fullQuotaRefusal } from "./upload-decision";
 
 export interface FilePolicy {
   maxBytes: number;
@@ -97,27 +100,24 @@ export class FileService {
   /** The uploader deletes a file (freeing quota); the receiver may not, anyone else learns nothing. */
   async remove(userId: string, fileId: string): Promise<void> {
     const stored = await this.visibleFile(userId, fileId);
-    if (stored.uploaderId !== userId) throw errors.forbidden("Only the uploader can delete a file");
+    if (!canDeleteFile(userId, stored)) throw errors.forbidden("Only the uploader can delete a file");
     const [removed] = await this.deps.files.remove([fileId]);
     if (!removed) throw errors.notFound("File");
     await this.deps.blobs.delete(removed.storagePath);
   }
 
-  /** One authorization rule: a live file, seen by its uploader or its receiver; to anyone else, 404. */
+  /** The file, when the caller may see it (canSeeFile); to anyone else it does not exist: 404. */
   private async visibleFile(userId: string, fileId: string): Promise<StoredFile> {
     const stored = await this.deps.files.find(fileId);
     const live = stored !== undefined && stored.expiresAt.toMillis() > this.deps.clock.now().getTime();
-    if (!live || (stored.uploaderId !== userId && stored.receiverId !== userId)) throw errors.notFound("File");
+    if (!stored || !canSeeFile(userId, stored, live)) throw errors.notFound("File");
     return stored;
   }
 
   /** A quota already full is refused before the body is read; the transaction is the exact check. */
   private async checkQuotaNotFull(userId: string): Promise<void> {
-    const { quotaBytes } = this.deps.policy;
-    const usedBytes = await this.deps.files.usedBytes(userId);
-    if (usedBytes >= quotaBytes) {
-      throw quotaExceeded(quotaBytes, usedBytes);
-    }
+    const refusal = fullQuotaRefusal(await this.deps.files.usedBytes(userId), this.deps.policy.quotaBytes);
+    if (refusal) throw refusal;
   }
 
   private async discardBlob(fileId: string, storagePath: string): Promise<void> {

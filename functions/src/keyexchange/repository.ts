@@ -1,6 +1,7 @@
 import { Timestamp, type Firestore, type QueryDocumentSnapshot } from "firebase-admin/firestore";
-import { AppError } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
+import { canAcknowledgeExchangeNotice } from "../shared/policies";
+import { decideResponse, type ExchangeResponse } from "./state-machine";
 
 /** The only door to key exchanges (layout: shared/firestore.ts). */
 
@@ -59,36 +60,19 @@ export class KeyExchangeRepository {
   }
 
   /**
-   * Completes a pending exchange with the target's key, after `check` approves the stored state
-   * (it throws to refuse). Returns the completed exchange.
+   * Records the target's response, as decideResponse decides (state-machine.ts): a refusal is thrown
+   * inside the transaction, so nothing is written. Returns the completed exchange.
    */
-  async complete(
-    id: string,
-    response: { targetEphemeralPublicKey: string; targetSignature: string; completedAt: Date },
-    check: (exchange: Exchange) => void,
-  ): Promise<Exchange> {
+  async complete(id: string, responderId: string, response: ExchangeResponse): Promise<Exchange> {
     const ref = this.exchanges.doc(id);
     return this.db.runTransaction(async (tx) => {
       const snapshot = await tx.get(ref);
-      if (!snapshot.exists) throw new AppError("NOT_FOUND", "Key exchange not found", { field: "exchangeId" });
-      const exchange = { id, ...(snapshot.data() as StoredExchange) };
-      // A retry of our own committed attempt finds exactly our response stored.
-      if (
-        exchange.status === "completed" &&
-        exchange.targetSignature === response.targetSignature &&
-        exchange.completedAt?.toMillis() === response.completedAt.getTime()
-      ) {
-        return exchange;
-      }
-      check(exchange);
-      const update = {
-        status: "completed" as const,
-        targetEphemeralPublicKey: response.targetEphemeralPublicKey,
-        targetSignature: response.targetSignature,
-        completedAt: Timestamp.fromDate(response.completedAt),
-      };
-      tx.update(ref, update);
-      return { ...exchange, ...update };
+      const exchange = snapshot.exists ? { id, ...(snapshot.data() as StoredExchange) } : undefined;
+      const decision = decideResponse(exchange, responderId, response);
+      if (decision.kind === "refused") throw decision.error;
+      if (decision.kind === "completed") return exchange!;
+      tx.update(ref, decision.update);
+      return { ...exchange!, ...decision.update };
     });
   }
 
@@ -114,8 +98,7 @@ export class KeyExchangeRepository {
     const ref = this.exchanges.doc(id);
     return this.db.runTransaction(async (tx) => {
       const exchange = (await tx.get(ref)).data() as StoredExchange | undefined;
-      const recipient = what === "request" ? exchange?.targetId : exchange?.initiatorId;
-      if (!exchange || recipient !== userId) return false;
+      if (!exchange || !canAcknowledgeExchangeNotice(userId, exchange, what)) return false;
       tx.update(ref, { [`${what}DeliveredAt`]: Timestamp.fromDate(at) });
       return true;
     });

@@ -1,13 +1,15 @@
-import { Timestamp } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import { AppError, errors } from "../shared/errors";
-import { conversationIdOf, newId } from "../shared/ids";
+import { newId } from "../shared/ids";
 import { parseEcPublicKeyPem, type EcPublicKey } from "../shared/keys";
+import { canSeeExchange } from "../shared/policies";
 import type { UserEventPublisher } from "../shared/user-events";
 import type { UserRepository } from "../users/repository";
-import type { Exchange, ExchangeStatus, KeyExchangeRepository } from "./repository";
-import type { ExchangeView, InitiateInput, KeyExchangeRequestEvent, RespondInput } from "./schema";
+import { requestEvent, responseEvent, toExchangeView } from "./presenters";
+import type { Exchange, KeyExchangeRepository } from "./repository";
+import type { InitiateInput, RespondInput } from "./schema";
 import { verifySignature } from "./signatures";
+import { startExchange, statusOf } from "./state-machine";
 
 /**
  * Two users agree on a session key by ECDH over ephemeral keys, each signed with the signer's
@@ -54,53 +56,17 @@ export class KeyExchangeService {
 
     const id = newId("exchange");
     const now = this.clock.now();
-    const exchange = {
-      initiatorId,
-      targetId: input.targetUserId,
-      pairKey: conversationIdOf(initiatorId, input.targetUserId),
-      status: "pending" as const,
-      initiatorEphemeralPublicKey: input.ephemeralPublicKey,
-      initiatorSignature: input.signature,
-      targetEphemeralPublicKey: null,
-      targetSignature: null,
-      createdAt: Timestamp.fromDate(now),
-      expiresAt: Timestamp.fromMillis(now.getTime() + this.ttlSeconds * 1000),
-      completedAt: null,
-      supersededBy: null,
-      requestDeliveredAt: null,
-      responseDeliveredAt: null,
-    };
+    const exchange = { id, ...startExchange(initiatorId, input, now, this.ttlSeconds) };
     await this.exchanges.create(id, exchange);
-    const stored = { id, ...exchange };
-    await this.events.publish(stored.targetId, "key_exchange_request", requestEvent(stored));
-    return { exchangeId: id, status: "pending" as const, createdAt: now.toISOString(), expiresAt: stored.expiresAt.toDate().toISOString() };
+    await this.events.publish(exchange.targetId, "key_exchange_request", requestEvent(exchange));
+    return { exchangeId: id, status: "pending" as const, createdAt: now.toISOString(), expiresAt: exchange.expiresAt.toDate().toISOString() };
   }
 
   async respond(targetId: string, input: RespondInput) {
     await this.checkSignature(targetId, input.ephemeralPublicKey, input.signature);
-    const responseCurve = parseEcPublicKeyPem(input.ephemeralPublicKey)!.curve;
     const completedAt = this.clock.now();
-    const exchange = await this.exchanges.complete(
-      input.exchangeId,
-      { targetEphemeralPublicKey: input.ephemeralPublicKey, targetSignature: input.signature, completedAt },
-      (current) => {
-        if (current.targetId !== targetId && current.initiatorId !== targetId) {
-          throw new AppError("NOT_FOUND", "Key exchange not found", { field: "exchangeId" });
-        }
-        if (current.targetId !== targetId) throw new AppError("FORBIDDEN", "Only the target of a key exchange can respond");
-        const status = statusOf(current, completedAt);
-        if (status === "expired") throw new AppError("EXCHANGE_EXPIRED", "This key exchange has expired; start a new one", { status });
-        if (status !== "pending") {
-          throw new AppError("EXCHANGE_NOT_PENDING", `This key exchange is ${status}`, { status });
-        }
-        const initiatorCurve = parseEcPublicKeyPem(current.initiatorEphemeralPublicKey)?.curve;
-        if (initiatorCurve !== responseCurve) {
-          throw new AppError("VALIDATION_ERROR", `ephemeralPublicKey must be on ${initiatorCurve}, like the initiator's`, {
-            field: "ephemeralPublicKey",
-          });
-        }
-      },
-    );
+    const response = { targetEphemeralPublicKey: input.ephemeralPublicKey, targetSignature: input.signature, completedAt };
+    const exchange = await this.exchanges.complete(input.exchangeId, targetId, response);
     await this.events.publish(exchange.initiatorId, "key_exchange_response", responseEvent(exchange));
     return { exchangeId: exchange.id, confirmed: true, status: "completed" as const, completedAt: completedAt.toISOString() };
   }
@@ -108,17 +74,15 @@ export class KeyExchangeService {
   async pending(userId: string) {
     const now = this.clock.now();
     const { incoming, outgoing } = await this.exchanges.pendingFor(userId);
-    const live = (list: Exchange[]) => list.filter((exchange) => statusOf(exchange, now) === "pending").map((e) => toView(e, now));
+    const live = (list: Exchange[]) => list.filter((exchange) => statusOf(exchange, now) === "pending").map((e) => toExchangeView(e, now));
     return { incoming: live(incoming), outgoing: live(outgoing) };
   }
 
   async get(userId: string, exchangeId: string) {
     const exchange = await this.exchanges.find(exchangeId);
     // Existence is not revealed to anyone but the two participants.
-    if (!exchange || (exchange.initiatorId !== userId && exchange.targetId !== userId)) {
-      throw new AppError("NOT_FOUND", "Key exchange not found", { field: "exchangeId" });
-    }
-    return toView(exchange, this.clock.now());
+    if (!exchange || !canSeeExchange(userId, exchange)) throw errors.exchangeNotFound();
+    return toExchangeView(exchange, this.clock.now());
   }
 
   /** The events the relay still owes a user who just connected (oldest first). */
@@ -138,48 +102,4 @@ export class KeyExchangeService {
   async acknowledge(userId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
     await this.exchanges.markDelivered(exchangeId, userId, what, this.clock.now());
   }
-}
-
-export function statusOf(exchange: Exchange, now: Date): ExchangeStatus {
-  if (exchange.status === "pending" && exchange.expiresAt.toMillis() <= now.getTime()) return "expired";
-  return exchange.status;
-}
-
-function toView(exchange: Exchange, now: Date): ExchangeView {
-  return {
-    exchangeId: exchange.id,
-    initiatorId: exchange.initiatorId,
-    targetId: exchange.targetId,
-    status: statusOf(exchange, now),
-    initiatorEphemeralPublicKey: exchange.initiatorEphemeralPublicKey,
-    initiatorSignature: exchange.initiatorSignature,
-    targetEphemeralPublicKey: exchange.targetEphemeralPublicKey,
-    targetSignature: exchange.targetSignature,
-    createdAt: exchange.createdAt.toDate().toISOString(),
-    expiresAt: exchange.expiresAt.toDate().toISOString(),
-    completedAt: exchange.completedAt?.toDate().toISOString() ?? null,
-  };
-}
-
-/** The guide's key_exchange_request payload (plus times). */
-export function requestEvent(exchange: Exchange): KeyExchangeRequestEvent {
-  return {
-    exchangeId: exchange.id,
-    fromUserId: exchange.initiatorId,
-    ephemeralPublicKey: exchange.initiatorEphemeralPublicKey,
-    signature: exchange.initiatorSignature,
-    createdAt: exchange.createdAt.toDate().toISOString(),
-    expiresAt: exchange.expiresAt.toDate().toISOString(),
-  };
-}
-
-/** The guide's key_exchange_response payload. */
-export function responseEvent(exchange: Exchange) {
-  return {
-    exchangeId: exchange.id,
-    fromUserId: exchange.targetId,
-    ephemeralPublicKey: exchange.targetEphemeralPublicKey,
-    signature: exchange.targetSignature,
-    status: "completed" as const,
-  };
 }

@@ -1,12 +1,23 @@
 import type { Timestamp } from "firebase-admin/firestore";
 import type { z } from "zod";
-import type { messageRecordSchema } from "./schema";
+import type { messageRecordSchema, SendMessageInput } from "./schema";
 
 /**
  * A message as stored and as every client sees it (its schema, messageRecordSchema, is in schema.ts). The
  * ciphertext fields and clientTimestamp are kept exactly as the sender sent them; `timestamp` is server time.
  */
 export type MessageRecord = z.output<typeof messageRecordSchema>;
+
+/**
+ * A send on its way to storage: the sender's input as validated, untouched, with who sent it and the
+ * id the message will have. The id is minted before the transaction, so a retried attempt can
+ * recognise its own earlier commit.
+ */
+export interface MessageDraft {
+  messageId: string;
+  senderId: string;
+  sent: SendMessageInput;
+}
 
 /** The Firestore document: the record's fields plus what queries and delivery need. */
 export interface StoredMessage {
@@ -31,22 +42,4 @@ export interface StoredMessage {
 
 export function pairIdOf(senderId: string, receiverId: string): string {
   return `${senderId}__${receiverId}`;
-}
-
-export function toMessageRecord(id: string, stored: StoredMessage): MessageRecord {
-  return {
-    id,
-    messageId: id,
-    senderId: stored.senderId,
-    receiverId: stored.receiverId,
-    encryptedContent: stored.encryptedContent,
-    iv: stored.iv,
-    authTag: stored.authTag,
-    nonce: stored.nonce,
-    signature: stored.signature,
-    messageType: stored.messageType,
-    sequenceNumber: stored.sequenceNumber,
-    timestamp: stored.timestamp.toDate().toISOString(),
-    clientTimestamp: stored.clientTimestamp,
-  };
 }

@@ -1,33 +1,18 @@
 import { createHash, randomBytes } from "node:crypto";
 import { FieldPath, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore, type Query } from "firebase-admin/firestore";
-import { AppError, errors } from "../shared/errors";
+import type { SessionGuard } from "../auth/sessions";
+import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
-import type { SessionGuard } from "../auth/sessions";
-import { enforce, takeToken, type RateLimitDecision } from "../shared/rate-limit";
+import { canAcknowledgeMessage } from "../shared/policies";
+import type { RateLimitDecision } from "../shared/rate-limit";
 import type { MessageRouting } from "../shared/user-events";
-import { pairIdOf, toMessageRecord, type MessageRecord, type StoredMessage } from "./record";
 import { blockRefOf } from "../users/repository";
-import { isRetryOf } from "./retry";
-import { sequenceNumberFor } from "./sequence";
+import { toMessageRecord } from "./presenters";
+import { pairIdOf, type MessageDraft, type MessageRecord, type StoredMessage } from "./record";
+import { decideSend, type LateSendState, type NonceRecord, type PairCounter, type SendDecision, type SendRatePolicy } from "./send-decision";
 
 /** The only door to messages, pair counters and nonce records (layout: shared/firestore.ts). */
-
-export interface MessageDraft {
-  /** Minted before the transaction, so a retried attempt can recognise its own earlier commit. */
-  messageId: string;
-  senderId: string;
-  receiverId: string;
-  encryptedContent: string;
-  iv: string;
-  authTag: string;
-  nonce: string;
-  signature: string;
-  messageType: string;
-  clientTimestamp: string;
-  /** What the client asked for; absent means "the next one". */
-  requestedSequence?: number;
-}
 
 /** A position in a receiver's delivery order: (server timestamp, sequenceNumber, id). */
 export interface DeliveryCursor {
@@ -47,26 +32,6 @@ export function compareDeliveryCursors(a: DeliveryCursor, b: DeliveryCursor): nu
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
-export interface SendRatePolicy {
-  burst: number;
-  refillPerSecond: number;
-}
-
-/** The pair counter document: the last number used, and the pair's send-rate bucket. */
-interface PairCounter {
-  lastSequence: number;
-  lastTimestampMs: number;
-  tokens: number;
-  tokensAtMs: number;
-}
-
-/** The nonce record: which message used the nonce, remembered until expiresAt. */
-interface NonceRecord {
-  senderId: string;
-  messageId: string;
-  expiresAt: Timestamp;
-}
-
 export interface AppendResult {
   record: MessageRecord;
   /** The pair's send-rate bucket after this send; absent for a retry, which takes no token. */
@@ -75,26 +40,16 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
-type Read = (ref: DocumentReference) => Promise<DocumentSnapshot>;
+/** What a send is decided against besides what it reads: the time (read on each attempt) and the pair's rate. */
+export interface SendTerms {
+  now: () => Date;
+  rate: SendRatePolicy;
+}
 
 const MAX_ACK_ATTEMPTS = 5;
 
-/**
- * How long a nonce is remembered, from the message's storage: past this, the timestamp window refuses a
- * replay anyway. It is also how long a retry of the message is recognised (and answered as one).
- */
-export const NONCE_RETENTION_MS = 15 * 60 * 1000;
-
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
-
-/** The pair's send-rate bucket, as the shared token bucket sees it (a burst, refilled at a steady rate). */
-function takeSendToken(pair: PairCounter | undefined, nowMs: number, rate: SendRatePolicy) {
-  const policy = { limit: rate.burst, windowSeconds: rate.burst / rate.refillPerSecond };
-  const bucket = pair ? { tokens: pair.tokens, updatedAtMs: pair.tokensAtMs } : undefined;
-  const { state, decision } = takeToken(bucket, nowMs, policy);
-  return { tokens: state.tokens, decision };
-}
 
 export class MessageRepository {
   private readonly messages;
@@ -114,17 +69,14 @@ export class MessageRepository {
   }
 
   /**
-   * Stores one message in one transaction with its pair counter, its nonce record and its routing
-   * events: all commit or none does. Every refusal (ended session, unknown receiver, a block by the
-   * receiver, replayed nonce or sequence number, sequence number out of bounds, rate) throws before
-   * anything is written. A retry of a message already stored (see isRetryOf) writes nothing and answers
-   * that message, before the rate and every other check but the session's: a block is checked after
-   * it, since the retried message was stored before the block (and stays in history) and answering it
-   * again stores nothing and tells the sender nothing new.
+   * Reads what a send is decided against, lets decideSend decide (send-decision.ts), and writes the
+   * message with its pair counter, its nonce record and its routing events in one transaction: all
+   * commit or none does. A refusal is thrown inside the transaction, so nothing is written. The
+   * message id is minted before, so an attempt the SDK retries after it did commit finds its own message.
    *
-   * The receiver's block document (users/{receiver}/blocked/{sender}) is read in the transaction, so a
-   * block that commits first refuses the send, and one that commits after finds a message that was
-   * stored before it.
+   * The receiver's block document (users/{receiver}/blocked/{sender}) and the sender's session are read
+   * in the transaction, so a block or a logout that commits first refuses the send, and one that commits
+   * after finds a message that was stored before it.
    *
    * Routing: the transaction reads the receiver's presence document and writes a `message_received`
    * event into the feed of each relay instance listed there. A connection registers itself in that same
@@ -135,93 +87,60 @@ export class MessageRepository {
    *   query the connection runs after registering finds it (if still undelivered).
    * Either way an online receiver hears of the message, without a listener per user.
    */
-  async append(draft: MessageDraft, now: () => Date, rate: SendRatePolicy, session?: SessionGuard): Promise<AppendResult> {
-    const pairRef = this.pairs.doc(pairIdOf(draft.senderId, draft.receiverId));
-    const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
-    const receiverRef = this.users.doc(draft.receiverId);
-    const messageRef = this.messages.doc(draft.messageId);
-    const presenceRef = this.routing.presenceRef(draft.receiverId);
-    const blockRef = blockRefOf(this.db, draft.receiverId, draft.senderId);
+  async append(draft: MessageDraft, terms: SendTerms, session?: SessionGuard): Promise<AppendResult> {
+    const { senderId, messageId } = draft;
+    const { receiverId } = draft.sent;
+    const pairRef = this.pairs.doc(pairIdOf(senderId, receiverId));
+    const nonceRef = this.nonces.doc(nonceDocId(senderId, draft.sent.nonce));
+    const messageRef = this.messages.doc(messageId);
+    const presenceRef = this.routing.presenceRef(receiverId);
+    const refs = [pairRef, nonceRef, this.users.doc(receiverId), messageRef, presenceRef, blockRefOf(this.db, receiverId, senderId)];
 
     return this.db.runTransaction(async (tx) => {
-      // The sender's session is read with the rest, so the message is stored only if it is active now.
-      const refs = [pairRef, nonceRef, receiverRef, messageRef, presenceRef, blockRef, ...(session ? [session.ref] : [])];
-      const [pairSnap, nonceSnap, receiverSnap, existing, presenceSnap, blockSnap, sessionSnap] = await tx.getAll(...refs);
-      const nowMs = now().getTime();
-      const pair = pairSnap!.data() as PairCounter | undefined;
-
-      // The SDK may retry an attempt that did commit: finding our own message means it is stored.
-      if (existing!.exists) {
-        const { decision } = takeSendToken(pair, nowMs, rate);
-        return { record: toMessageRecord(draft.messageId, existing!.data() as StoredMessage), rateLimit: decision, duplicate: false };
-      }
-      if (session) session.assertActive(sessionSnap!);
-      // The client's earlier attempt was stored but its answer lost: answer it again, store nothing.
-      const original = await this.retried(nonceSnap!, draft, nowMs, (ref) => tx.get(ref));
-      if (original) return { record: original, duplicate: true };
-      if (!receiverSnap!.exists) throw new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" });
-      if (blockSnap!.exists) throw errors.blocked();
-
-      const { tokens, decision } = takeSendToken(pair, nowMs, rate);
-      enforce(decision);
-      if (nonceSnap!.exists) {
-        throw new AppError("REPLAY_DETECTED", "This nonce was already used", { field: "nonce" });
-      }
-      const lastSequence = pair?.lastSequence ?? 0;
-      const sequenceNumber = sequenceNumberFor(draft.requestedSequence, lastSequence);
-      // Server time, but never earlier than the pair's previous message (clocks of instances differ):
-      // ordering by timestamp then agrees with sequenceNumber.
-      const timestampMs = Math.max(nowMs, pair?.lastTimestampMs ?? 0);
-
-      const stored: StoredMessage = {
-        senderId: draft.senderId,
-        receiverId: draft.receiverId,
-        conversationId: conversationIdOf(draft.senderId, draft.receiverId),
-        encryptedContent: draft.encryptedContent,
-        iv: draft.iv,
-        authTag: draft.authTag,
-        nonce: draft.nonce,
-        signature: draft.signature,
-        messageType: draft.messageType,
-        sequenceNumber,
-        timestamp: Timestamp.fromMillis(timestampMs),
-        clientTimestamp: draft.clientTimestamp,
-        deliveredAt: null,
+      const [pair, nonce, receiver, own, presence, block, sessionSnap] = await tx.getAll(...refs, ...(session ? [session.ref] : []));
+      const retryState = await this.retryState(nonce!, sessionSnap, session, (ref) => tx.get(ref));
+      const now = terms.now();
+      const state = {
+        ...retryState,
+        ownCommit: own!.data() as StoredMessage | undefined,
+        pair: pair!.data() as PairCounter | undefined,
+        receiverExists: receiver!.exists,
+        blockedByReceiver: block!.exists,
       };
-      const counter: PairCounter = { lastSequence: sequenceNumber, lastTimestampMs: timestampMs, tokens, tokensAtMs: nowMs };
-      tx.set(pairRef, counter);
-      tx.create(messageRef, stored);
-      tx.create(nonceRef, {
-        senderId: draft.senderId,
-        messageId: draft.messageId,
-        expiresAt: Timestamp.fromMillis(nowMs + NONCE_RETENTION_MS),
-      });
-      const record = toMessageRecord(draft.messageId, stored);
-      this.routing.routeMessage(tx, presenceSnap, record, nowMs);
-      return { record, rateLimit: decision, duplicate: false };
+      const decision = decideSend(state, draft, now, terms.rate);
+      // Thrown inside the transaction, a refusal rolls it back: nothing is written.
+      if (decision.kind === "refused") throw decision.error;
+      const result = appendResultOf(decision, messageId);
+      if (decision.kind === "store") {
+        tx.set(pairRef, decision.counter);
+        tx.create(messageRef, decision.message);
+        tx.create(nonceRef, decision.nonce);
+        this.routing.routeMessage(tx, presence, result.record, now.getTime());
+      }
+      return result;
     });
   }
 
   /**
-   * The stored message `draft` retries, read without a transaction (nothing is written, and the fields
-   * compared never change): for a send whose client timestamp has left the clock window, which can
-   * only be answered as a retry. `session`, when given, must be active.
+   * What a send outside the clock window is decided against (decideLateSend), read without a
+   * transaction: nothing is written, and the fields compared never change.
    */
-  async findRetry(draft: MessageDraft, now: Date, session?: SessionGuard): Promise<MessageRecord | undefined> {
-    const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.nonce));
-    const [nonceSnap, sessionSnap] = await this.db.getAll(nonceRef, ...(session ? [session.ref] : []));
-    if (session) session.assertActive(sessionSnap!);
-    return this.retried(nonceSnap!, draft, now.getTime(), (ref) => ref.get());
+  async lateSendState(draft: MessageDraft, session?: SessionGuard): Promise<LateSendState> {
+    const nonceRef = this.nonces.doc(nonceDocId(draft.senderId, draft.sent.nonce));
+    const [nonce, sessionSnap] = await this.db.getAll(nonceRef, ...(session ? [session.ref] : []));
+    return this.retryState(nonce!, sessionSnap, session, (ref) => ref.get());
   }
 
-  /** The message stored under the draft's nonce, if the nonce is still remembered and the draft retries it. */
-  private async retried(nonceSnap: DocumentSnapshot, draft: MessageDraft, nowMs: number, read: Read): Promise<MessageRecord | undefined> {
+  /** The nonce record, the message it names (a send may retry it) and the session's state. */
+  private async retryState(
+    nonceSnap: DocumentSnapshot,
+    sessionSnap: DocumentSnapshot | undefined,
+    session: SessionGuard | undefined,
+    read: (ref: DocumentReference) => Promise<DocumentSnapshot>,
+  ): Promise<LateSendState> {
     const nonce = nonceSnap.data() as NonceRecord | undefined;
-    // A record past its retention may linger until the TTL policy deletes it: it still refuses the nonce.
-    if (!nonce || nonce.senderId !== draft.senderId || nonce.expiresAt.toMillis() <= nowMs) return undefined;
-    const original = await read(this.messages.doc(nonce.messageId));
-    const stored = original.data() as StoredMessage | undefined;
-    return stored && isRetryOf(draft, stored) ? toMessageRecord(original.id, stored) : undefined;
+    const nonceMessage = nonce ? ((await read(this.messages.doc(nonce.messageId))).data() as StoredMessage | undefined) : undefined;
+    return { sessionActive: session ? session.isActive(sessionSnap!) : true, nonce, nonceMessage };
   }
 
   /**
@@ -241,7 +160,7 @@ export class MessageRepository {
     for (let attempt = 1; ; attempt++) {
       const snapshot = await ref.get();
       const stored = snapshot.data() as StoredMessage | undefined;
-      if (!stored || stored.receiverId !== receiverId) return undefined;
+      if (!stored || !canAcknowledgeMessage(receiverId, stored)) return undefined;
       if (stored.deliveredAt !== null) {
         return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at } : undefined;
       }
@@ -298,4 +217,10 @@ export class MessageRepository {
   async countConversation(userA: string, userB: string): Promise<number> {
     return (await this.conversation(userA, userB).count().get()).data().count;
   }
+}
+
+/** What append answers for a decision it carries out. */
+function appendResultOf(decision: Exclude<SendDecision, { kind: "refused" }>, messageId: string): AppendResult {
+  if (decision.kind === "retry") return { record: toMessageRecord(decision.messageId, decision.message), duplicate: true };
+  return { record: toMessageRecord(messageId, decision.message), rateLimit: decision.rateLimit, duplicate: false };
 }

@@ -18,22 +18,23 @@ function outOfBounds(lastSequence: number, why: string): AppError {
 
 /**
  * The number a new message of the pair gets: the client's, when it is within bounds and greater than
- * the pair's last (it is stored as sent: the client may have signed it); absent, last + 1.
+ * the pair's last (it is stored as sent: the client may have signed it); absent, last + 1. A number
+ * out of bounds is answered with its refusal.
  */
-export function sequenceNumberFor(requested: number | undefined, lastSequence: number): number {
+export function sequenceNumberFor(requested: number | undefined, lastSequence: number): number | AppError {
   if (requested === undefined) return lastSequence + 1;
   if (!Number.isInteger(requested) || requested < 1 || requested > MAX_SEQUENCE_NUMBER) {
-    throw outOfBounds(lastSequence, `an integer from 1 to ${MAX_SEQUENCE_NUMBER}`);
+    return outOfBounds(lastSequence, `an integer from 1 to ${MAX_SEQUENCE_NUMBER}`);
   }
   if (requested <= lastSequence) {
-    throw new AppError(
+    return new AppError(
       "REPLAY_DETECTED",
       `sequenceNumber must be greater than ${lastSequence}, the last one stored for this conversation`,
       { field: "sequenceNumber", lastSequenceNumber: lastSequence },
     );
   }
   if (requested > lastSequence + MAX_SEQUENCE_JUMP) {
-    throw outOfBounds(lastSequence, `at most ${MAX_SEQUENCE_JUMP} greater than ${lastSequence}, the last one stored for this conversation`);
+    return outOfBounds(lastSequence, `at most ${MAX_SEQUENCE_JUMP} greater than ${lastSequence}, the last one stored for this conversation`);
   }
   return requested;
 }

@@ -13,6 +13,7 @@ import type { Clock } from "../shared/clock";
 import { AppError, errors, toEnvelope } from "../shared/errors";
 import { busyDatabaseError, withDeadline } from "../shared/http";
 import type { Logger } from "../shared/logger";
+import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
 import type { UserRepository } from "../users/repository";
 import { createAcknowledgements } from "./acknowledgements";
@@ -160,7 +161,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     socket.on("join_room", (payload, ack) => {
       const parsed = joinRoomSchema.safeParse(payload);
       const userId = socket.data.userId!;
-      if (!parsed.success || parsed.data.userId !== userId) {
+      if (!parsed.success || !canJoinRoom(userId, parsed.data.userId)) {
         emitError(socket, errors.forbidden("You can only join your own room"), ack);
         return;
       }

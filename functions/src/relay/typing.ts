@@ -1,5 +1,6 @@
 import type { Clock } from "../shared/clock";
 import { AppError } from "../shared/errors";
+import { arePresencePeers, canIndicateTypingTo } from "../shared/policies";
 import { enforce, MemoryRateLimiter, type RateLimitPolicy } from "../shared/rate-limit";
 import { parseInput } from "../shared/validation";
 import type { UserRepository } from "../users/repository";
@@ -8,7 +9,7 @@ import { typingSchema } from "./schema";
 
 /**
  * Typing indicators flow only between presence peers: mutual contacts with no block either way (the
- * rule presence follows, UserRepository.presenceRelation). Typing to someone not in your own contacts
+ * rule presence follows, shared/policies.ts). Typing to someone not in your own contacts
  * is refused with FORBIDDEN (the answer depends only on your own list); typing to a contact who has
  * not added you back, or when either of you blocks the other, is acknowledged and dropped, so the
  * answer never tells what the other side's contacts or blocks are.
@@ -32,9 +33,9 @@ export class TypingLimiter {
   /** Throws when the indicator is refused; false when it is to be dropped silently. */
   async check(socketId: string, fromUserId: string, toUserId: string): Promise<boolean> {
     enforce(this.buckets.consumeNow(socketId, this.policy));
-    const relation = await this.users.presenceRelation(fromUserId, toUserId);
-    if (!relation.fromHasTo) throw new AppError("FORBIDDEN", "Typing indicators go only to your contacts", { field: "contactId" });
-    return relation.peers;
+    const facts = await this.users.presenceFacts(fromUserId, toUserId);
+    if (!canIndicateTypingTo(facts)) throw new AppError("FORBIDDEN", "Typing indicators go only to your contacts", { field: "contactId" });
+    return arePresencePeers(facts);
   }
 
   forget(socketId: string): void {

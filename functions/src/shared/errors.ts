@@ -71,6 +71,13 @@ export const errors = {
   forbidden: (message = "Not allowed") => new AppError("FORBIDDEN", message),
   blocked: () => new AppError("BLOCKED", "This user has blocked you"),
   notFound: (what = "Resource") => new AppError("NOT_FOUND", `${what} not found`),
+  /** The receiver of a message or a file does not exist. */
+  receiverNotFound: () => new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" }),
+  /** Also what anyone but the two participants hears of an exchange that exists. */
+  exchangeNotFound: () => new AppError("NOT_FOUND", "Key exchange not found", { field: "exchangeId" }),
+  /** The caller's session was revoked or expired: a new login is the only way on. */
+  sessionEnded: () => new AppError("UNAUTHORIZED", "Session has ended; log in again"),
+  bodyTooLarge: () => new AppError("PAYLOAD_TOO_LARGE", "Request body is too large"),
   internal: () => new AppError("INTERNAL_ERROR", "Internal server error"),
   rateLimited: (retryAfterSeconds: number, headers: Record<string, string> = {}) =>
     new AppError(

@@ -73,7 +73,7 @@ export function limitPreparsedBody(limitBytes: number): RequestHandler {
   return (req, _res, next) => {
     const rawBody = (req as Request & { rawBody?: unknown }).rawBody;
     if (Buffer.isBuffer(rawBody) && rawBody.length > limitBytes) {
-      next(new AppError("PAYLOAD_TOO_LARGE", "Request body is too large"));
+      next(errors.bodyTooLarge());
       return;
     }
     next();
@@ -95,7 +95,7 @@ function fromBodyParser(error: BodyParserError): AppError | undefined {
     case "entity.parse.failed":
       return errors.validation("body", "Request body is not valid JSON");
     case "entity.too.large":
-      return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
+      return errors.bodyTooLarge();
     case "encoding.unsupported":
     case "charset.unsupported":
       return new AppError("UNSUPPORTED_MEDIA_TYPE", "Unsupported content encoding or charset");
@@ -120,7 +120,7 @@ function fromClientError(error: BodyParserError & { expose?: boolean }): AppErro
   }
   const status = error.status;
   if (error.expose !== true || typeof status !== "number" || status < 400 || status > 499) return undefined;
-  if (status === 413) return new AppError("PAYLOAD_TOO_LARGE", "Request body is too large");
+  if (status === 413) return errors.bodyTooLarge();
   if (status === 415) return new AppError("UNSUPPORTED_MEDIA_TYPE", "Unsupported content type or encoding");
   return errors.validation("body", "Request body could not be read");
 }

@@ -5,7 +5,7 @@ import { addressBucket } from "./address-bucket";
 import { caller } from "./caller";
 import type { Clock } from "./clock";
 import { COLLECTIONS } from "./firestore";
-import { errors } from "./errors";
+import { errors, type AppError } from "./errors";
 import { KeyedQueue } from "./keyed-queue";
 
 /**
@@ -148,9 +148,14 @@ export function rateLimitHeaders(decision: RateLimitDecision): Record<string, st
   };
 }
 
-/** Throws RATE_LIMITED (429 with Retry-After and RateLimit-*) when the decision refuses. */
+/** RATE_LIMITED (429 with Retry-After and RateLimit-*) for a decision that refuses. */
+export function rateLimited(decision: RateLimitDecision): AppError {
+  return errors.rateLimited(decision.retryAfterSeconds, rateLimitHeaders(decision));
+}
+
+/** Throws RATE_LIMITED when the decision refuses. */
 export function enforce(decision: RateLimitDecision): void {
-  if (!decision.allowed) throw errors.rateLimited(decision.retryAfterSeconds, rateLimitHeaders(decision));
+  if (!decision.allowed) throw rateLimited(decision);
 }
 
 /** Names the bucket a request counts against; undefined lets the request through uncounted. */

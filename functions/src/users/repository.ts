@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { FieldPath, Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
+import type { PresenceFacts } from "../shared/policies";
 
 /** Where a page of contacts ended: the last contact's addedAt and id. */
 export interface ContactCursor {
@@ -226,16 +227,15 @@ export class UserRepository {
     return new Set(mutual.filter((_, index) => !theirBlocks[index]!.exists));
   }
 
-  /** Whether presence and typing flow between the two (see presencePeers), and whether `from` has `to` as a contact. */
-  async presenceRelation(from: string, to: string): Promise<{ peers: boolean; fromHasTo: boolean }> {
+  /** The contacts and blocks between two users, for the presence policy (shared/policies.ts). */
+  async presenceFacts(from: string, to: string): Promise<PresenceFacts> {
     const [fromTo, toFrom, fromBlocks, toBlocks] = await this.db.getAll(
       this.contactsOf(from).doc(to),
       this.contactsOf(to).doc(from),
       blockRefOf(this.db, from, to),
       blockRefOf(this.db, to, from),
     );
-    const fromHasTo = fromTo!.exists;
-    return { fromHasTo, peers: fromHasTo && toFrom!.exists && !fromBlocks!.exists && !toBlocks!.exists };
+    return { fromHasTo: fromTo!.exists, toHasFrom: toFrom!.exists, fromBlocksTo: fromBlocks!.exists, toBlocksFrom: toBlocks!.exists };
   }
 
   private blockedBy(userId: string) {
