@@ -3,6 +3,8 @@
 //   floor  the least a relay of this design could do: bare Socket.IO and Admin SDK, the send transaction
 //          of the same shape, and one listener on the instance's feed (the latency floor)
 //   bare   a Socket.IO server that only forwards payloads (the memory floor, and the transport's share)
+//   minter the relay's services without a server: mints users for the capacity part, so that the
+//          writes minting costs are not counted in the measured relay's memory
 // Talks to the parent over IPC. Run with --expose-gc so memory readings are after a collection.
 import { createServer } from "node:http";
 import { createHash, randomBytes } from "node:crypto";
@@ -14,10 +16,11 @@ const send = (message) => process.send(message);
 /** How often the instance's feed listener is replaced (relay/event-feed.ts); the same for relay and floor. */
 const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 60_000);
 
-async function startRelay() {
+/** The relay's configuration and services, as the relay mode builds them (minter shares them). */
+async function relayServices() {
   const { initializeApp } = await import("firebase-admin/app");
   const { getFirestore } = await import("firebase-admin/firestore");
-  const { createApp, createServices, loadConfig, attachRelay, newId, storedUserOf } = lib;
+  const { createApp, createServices, loadConfig, attachRelay } = lib;
   const projectId = process.env.FIREBASE_PROJECT_ID;
   initializeApp({ projectId });
   const config = loadConfig("test", {
@@ -36,32 +39,15 @@ async function startRelay() {
   });
   const db = getFirestore();
   const deps = { db, config };
-  const services = createServices(deps);
+  return { db, deps, services: createServices(deps), createApp, attachRelay };
+}
+
+async function startRelay() {
+  const { db, deps, services, createApp, attachRelay } = await relayServices();
+  const mintUsers = (count) => mintUsersWith(db, services, count);
   const server = createServer(createApp(deps, services));
   const relay = await attachRelay(server, services, { eventFeedRollMs: FEED_ROLL_MS });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-
-  /** Users and sessions written straight into the layout (registration's bcrypt is not what is measured). */
-  async function mintUsers(count) {
-    const users = [];
-    for (let start = 0; start < count; start += 200) {
-      const batch = db.batch();
-      const chunk = [];
-      for (let i = start; i < Math.min(count, start + 200); i++) {
-        const id = newId("user");
-        const username = `bench_${randomBytes(6).toString("hex")}`;
-        const user = { email: `${username}@example.com`, username, passwordHash: "not-a-login-account", publicKey: "bench", createdAt: new Date() };
-        batch.create(db.collection("users").doc(id), storedUserOf(user));
-        chunk.push(id);
-      }
-      await batch.commit();
-      for (const id of chunk) {
-        const { sessionId } = await services.sessions.create(id);
-        users.push({ id, token: services.tokens.issue({ userId: id, sessionId }).token });
-      }
-    }
-    return users;
-  }
 
   process.on("message", async (message) => {
     if (message.cmd === "mintUsers") send({ reply: message.id, users: await mintUsers(message.count) });
@@ -74,6 +60,37 @@ async function startRelay() {
     }
   });
   send({ ready: true, port: server.address().port });
+}
+
+async function startMinter() {
+  const { db, services } = await relayServices();
+  process.on("message", async (message) => {
+    if (message.cmd === "mintUsers") send({ reply: message.id, users: await mintUsersWith(db, services, message.count) });
+  });
+  send({ ready: true, port: 0 });
+}
+
+/** Users and sessions written straight into the layout (registration's bcrypt is not what is measured). */
+async function mintUsersWith(db, services, count) {
+  const { newId, storedUserOf } = lib;
+  const users = [];
+  for (let start = 0; start < count; start += 200) {
+    const batch = db.batch();
+    const chunk = [];
+    for (let i = start; i < Math.min(count, start + 200); i++) {
+      const id = newId("user");
+      const username = `bench_${randomBytes(6).toString("hex")}`;
+      const user = { email: `${username}@example.com`, username, passwordHash: "not-a-login-account", publicKey: "bench", createdAt: new Date() };
+      batch.create(db.collection("users").doc(id), storedUserOf(user));
+      chunk.push(id);
+    }
+    await batch.commit();
+    for (const id of chunk) {
+      const { sessionId } = await services.sessions.create(id);
+      users.push({ id, token: services.tokens.issue({ userId: id, sessionId }).token });
+    }
+  }
+  return users;
 }
 
 async function startBare() {
@@ -247,7 +264,7 @@ async function startFloor() {
   send({ ready: true, port: server.address().port });
 }
 
-const modes = { relay: startRelay, floor: startFloor, bare: startBare };
+const modes = { relay: startRelay, floor: startFloor, bare: startBare, minter: startMinter };
 modes[mode]().catch((error) => {
   console.error(error);
   process.exit(1);

@@ -282,7 +282,10 @@ async function latency(env, lines, emulatorHost) {
 
 async function capacity(env, lines) {
   // The relay and a bare Socket.IO server (the floor) take the same sockets, step by step.
-  const [relay, bare] = await Promise.all([startChild("relay", env("capacity")), startChild("bare", {})]);
+  // Users are minted by a process of their own (as registration would be, elsewhere), so the relay's
+  // memory holds only what its sockets cost.
+  const project = env("capacity");
+  const [relay, bare, minter] = await Promise.all([startChild("relay", project), startChild("bare", {}), startChild("minter", project)]);
   const idle = (await relay.ask({ cmd: "memory" })).memory;
   const bareIdle = (await bare.ask({ cmd: "memory" })).memory;
   lines.push(
@@ -293,8 +296,10 @@ async function capacity(env, lines) {
   lines.push("sockets  listeners   connect s   rss MiB  heap MiB        rss       heap        rss       heap");
   const held = [];
   const bareHeld = [];
+  let first; // the first step's readings: what each later socket adds is measured from there
+  let last;
   for (let total = STEP; total <= MAX_SOCKETS; total += STEP) {
-    const { users: more } = await relay.ask({ cmd: "mintUsers", count: STEP });
+    const { users: more } = await minter.ask({ cmd: "mintUsers", count: STEP });
     const t0 = performance.now();
     try {
       held.push(...(await connectAll(relay.url, more, (user) => ({ token: user.token }))));
@@ -313,11 +318,23 @@ async function capacity(env, lines) {
         `${perSocket(bareMemory.rss - bareIdle.rss, bareHeld.length)}${perSocket(bareMemory.heapUsed - bareIdle.heapUsed, bareHeld.length)}`,
     );
     console.error(lines[lines.length - 1]);
+    last = { sockets: held.length, rss: memory.rss, bareSockets: bareHeld.length, bareRss: bareMemory.rss };
+    first ??= last;
+  }
+  if (first && last && last.sockets > first.sockets) {
+    // Above idle includes what the process pays once (the young generation growing to its working size,
+    // compiled code, the Firestore client's buffers); the marginal cost is what one more socket holds.
+    const marginal = (to, from, count) => ((to - from) / count / 1024).toFixed(1);
+    lines.push(
+      `marginal rss per socket from ${first.sockets} to ${last.sockets} sockets: relay ${marginal(last.rss, first.rss, last.sockets - first.sockets)} KiB,` +
+        ` bare Socket.IO ${marginal(last.bareRss, first.bareRss, last.bareSockets - first.bareSockets)} KiB`,
+    );
   }
   held.forEach((socket) => socket.disconnect());
   bareHeld.forEach((socket) => socket.disconnect());
   relay.stop();
   bare.stop();
+  minter.stop();
   lines.push("(target: 5,000 sockets at under 50 KiB each above the idle process; listeners constant at 1)");
 }
 
