@@ -7,25 +7,17 @@ import { getStorage } from "firebase-admin/storage";
 import jwt from "jsonwebtoken";
 import { createApp, createServices, type Services } from "../../functions/src/app";
 import { loadConfig, type AppConfig } from "../../functions/src/config";
-import type { Clock } from "../../functions/src/shared/clock";
 import type { BlobStore } from "../../functions/src/files/blob-store";
 import { GcsBlobStore } from "../../functions/src/files/gcs-blob-store";
 import { defaultStorageBucket } from "../../functions/src/local/storage-emulator";
 import { DEFAULT_LOCAL_SITE } from "../../functions/src/local/site";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
+import { TestClock } from "./clock";
 import type { Curve } from "./webcrypto";
 
 /** A clock tests can move: starts at real time, then only moves when told. */
-export class TestClock implements Clock {
-  private offsetMs = 0;
-  now(): Date {
-    return new Date(Date.now() + this.offsetMs);
-  }
-  advance(ms: number): void {
-    this.offsetMs += ms;
-  }
-}
+export { TestClock };
 
 export interface ApiResponse<T = any> {
   status: number;

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
  * imports them, so they are left out.
  */
 
-const SRC = resolve(__dirname, "../functions/src");
+const SRC = resolve(__dirname, "../../functions/src");
 const ENTRY_POINTS = new Set(["index.ts", "server.ts", "relay/standalone.ts"]);
 const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "relay"] as const;
 /** Below every capability: they use none. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { createAuthenticator, verifyToken } from "../functions/src/auth/authenticate";
-import { createAccessTokens } from "../functions/src/auth/tokens";
-import { loadConfig } from "../functions/src/config";
-import { TestClock } from "./support/app";
+import { createAuthenticator, verifyToken } from "../../functions/src/auth/authenticate";
+import { createAccessTokens } from "../../functions/src/auth/tokens";
+import { loadConfig } from "../../functions/src/config";
+import { TestClock } from "../support/clock";
 
 /**
  * The one authentication the API's middleware and the relay share (auth/authenticate.ts), without the

@@ -37,7 +37,7 @@ export function createAuthenticator(tokens: AccessTokens, sessions: Pick<Session
     const verified = verifyToken(tokens, rawToken);
     if (!verified.ok) return verified;
     const { sessionId, userId } = verified.session;
-    if (!(await sessions.isActive(sessionId, userId))) return refused("session_ended", errors.unauthorized("Session has ended; log in again"));
+    if (!(await sessions.isActive(sessionId, userId))) return refused("session_ended", errors.sessionEnded());
     return verified;
   };
 }

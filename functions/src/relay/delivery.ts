@@ -1,6 +1,7 @@
 import type { KeyExchangeService } from "../keyexchange/service";
 import type { MessageRecord } from "../messages/record";
 import { compareDeliveryCursors, deliveryCursorOf, type DeliveryCursor, type MessageRepository } from "../messages/repository";
+import { errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
 import type { Acknowledgements } from "./acknowledgements";
 import type { UserEvent } from "./events";
@@ -245,7 +246,8 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       } else if (event.type === "session_revoked") {
         for (const socket of socketsOf(event.userId)) {
           if (socket.data.sessionId !== event.payload.sessionId) continue;
-          socket.emit("auth_error", { code: "UNAUTHORIZED", message: "Session has ended; log in again" });
+          const { code, message } = errors.sessionEnded();
+          socket.emit("auth_error", { code, message });
           socket.disconnect(true);
         }
       } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {

@@ -3,7 +3,7 @@ import type { DocumentReference, DocumentSnapshot, Transaction } from "firebase-
 /**
  * Ports through which capabilities tell a user's connected sockets something, wherever those sockets
  * are. The realtime relay implements them (relay/events.ts); capabilities depend only on these, so none
- * of them imports the relay (test/architecture.test.ts).
+ * of them imports the relay (test/unit/architecture.test.ts).
  */
 export type UserEventType =
   | "message_received"
