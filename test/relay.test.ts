@@ -290,7 +290,8 @@ describe("the instance's event feed", () => {
       for (let i = 0; i < 40; i++) {
         const isTyping = i % 2 === 0;
         const answer = await emitWithAck(aliceSocket, isTyping ? "typing_start" : "typing_stop", { contactId: bob.id });
-        expect(answer, JSON.stringify(answer)).toMatchObject({ success: true });
+        // On a refusal, the sending instance's last log lines say why.
+        expect(answer, `${JSON.stringify(answer)}\n${c.logs.slice(-3).join("\n")}`).toMatchObject({ success: true });
         expected.push(isTyping);
         await new Promise((resolve) => setTimeout(resolve, 30));
       }
