@@ -151,6 +151,7 @@ describe("POST /api/files/upload, then GET /api/files/:fileId", () => {
         receiverId: bob.id,
         uploadedAt: response.body.uploadedAt,
         expiresAt: expect.any(String),
+        deleteAfterDownload: false,
         downloadUrl: `/api/files/${fileId}`,
       },
     });
@@ -594,7 +595,7 @@ describe("cleanup: expiry and orphans", () => {
     expect(keys).toContain(foreign); // not a file body of ours: not ours to delete
   });
 
-  it("when a file is past FILE_TTL_DAYS, then it is refused at once, and the cleanup removes blob, record and usage; a younger file stays", async () => {
+  it("when a file is past FILE_TTL_DAYS, then it is gone (410) at once, and the cleanup removes blob, record and usage; a younger file stays", async () => {
     let [alice, bob] = await pair(clean);
     const old = await upload(clean, alice, bob, randomBytes(10 * KIB));
     clean.clock.advance(29 * DAY_MS);
@@ -605,9 +606,9 @@ describe("cleanup: expiry and orphans", () => {
     alice = await logIn(clean, alice);
     bob = await logIn(clean, bob);
 
-    // Past its time the file is gone for the parties, before any cleanup ran.
-    expectError(await download(clean, bob, old.body.fileId), 404, "NOT_FOUND");
-    expectError(await clean.request("GET", `/api/files/${old.body.fileId}/meta`, { token: alice.token }), 404, "NOT_FOUND");
+    // Past its time the file is gone for the parties (410, they may know why), before any cleanup ran.
+    expectError(await download(clean, bob, old.body.fileId), 410, "FILE_GONE");
+    expectError(await clean.request("GET", `/api/files/${old.body.fileId}/meta`, { token: alice.token }), 410, "FILE_GONE");
 
     const report = await clean.services.fileCleanup.run();
     expect(report.expiredFiles).toBeGreaterThanOrEqual(1);

@@ -292,6 +292,14 @@ describe("every answer matches the document", () => {
     await documented("getFileMeta", bob.api.getFileMeta(upload.fileId));
     expect(await documented("downloadFile", bob.api.downloadFile(upload.fileId))).toEqual(bytes);
     await documented("deleteFile", alice.api.deleteFile(upload.fileId));
+    // One that deletes itself after the receiver's complete download: its uploader is told.
+    const once = await documented(
+      "uploadFile",
+      alice.api.uploadFile({ receiverId: bob.id, filename: "once.bin", iv: "aXZpdml2aXZpdml2", authTag: "dGFndGFndGFndGFndGFn", signature: "c2lnbmF0dXJl", expiresInSeconds: "3600", deleteAfterDownload: "true", encryptedData: new Blob([bytes]) }),
+    );
+    const deleted = documentedEvent(aliceSocket, "file_deleted");
+    expect(await documented("downloadFile", bob.api.downloadFile(once.fileId))).toEqual(bytes);
+    expect(await deleted).toEqual({ fileId: once.fileId, reason: "downloaded" });
 
     // The end of a session.
     bobSocket.disconnect();

@@ -76,7 +76,7 @@ export interface DoneResponse {
 
 export interface ErrorBody {
   /** Stable; the table is in docs/API.md */
-  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "FILE_GONE" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
   /** For people; never echoes submitted values */
   message: string;
   /** `field` names the offending field of a validation error */
@@ -88,6 +88,13 @@ export interface ErrorBody {
 export interface ErrorEnvelope {
   success: false;
   error: ErrorBody;
+}
+
+export interface FileDeletedEvent {
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  fileId: string;
+  /** `downloaded`: the receiver's first complete download of a `deleteAfterDownload` file; `expired`: its `expiresAt` passed */
+  reason: "downloaded" | "expired";
 }
 
 export interface FileRecord {
@@ -121,10 +128,12 @@ export interface FileRecord {
   /** format: date-time */
   uploadedAt: string;
   /**
-   * Refused from then on; uploadedAt + FILE_TTL_DAYS
+   * From then on 410 FILE_GONE; uploadedAt + expiresInSeconds (default FILE_TTL_DAYS)
    * format: date-time
    */
   expiresAt: string;
+  /** Deleted once the receiver has downloaded the whole body once */
+  deleteAfterDownload: boolean;
   /** /api/files/<fileId> */
   downloadUrl: string;
 }
@@ -594,6 +603,13 @@ export interface UploadFileRequest {
   authTag: string;
   /** minLength: 1; maxLength: 1024; pattern: ^[A-Za-z0-9+/_-]+={0,2}$ */
   signature: string;
+  /**
+   * Seconds the file lives after upload, 60 to FILE_TTL_DAYS (30 days by default, the default here too); then it answers 410 FILE_GONE to both parties
+   * pattern: ^[0-9]{1,10}$
+   */
+  expiresInSeconds?: string;
+  /** `true`: deleted once the receiver has downloaded the whole body once (a broken download does not count); default `false` */
+  deleteAfterDownload?: "true" | "false";
   /** The ciphertext (a Blob in FormData); not empty. Its own filename and content type are ignored. */
   encryptedData: Blob;
 }
@@ -630,6 +646,8 @@ export interface ServerToClientEvents {
   user_offline: (payload: PresenceEvent) => void;
   /** A mutual contact is typing to you (or stopped). */
   typing_indicator: (payload: TypingIndicatorEvent) => void;
+  /** To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on. */
+  file_deleted: (payload: FileDeletedEvent) => void;
 }
 
 /** Events a client emits (Socket.IO's EmitEvents for a client socket). */

@@ -12,6 +12,7 @@ import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
 import { unconfiguredBlobStore, type BlobStore } from "./files/blob-store";
 import { FileCleanup } from "./files/cleanup";
+import { FileRemoval } from "./files/removal";
 import { FileRepository } from "./files/repository";
 import { fileOperations } from "./files/routes";
 import { FileService } from "./files/service";
@@ -81,15 +82,17 @@ export function createServices(deps: AppDeps) {
   const keyExchanges = new KeyExchangeService(new KeyExchangeRepository(db), users, events, clock, config.keyExchangeTtlSeconds);
   const blobs = deps.blobs ?? unconfiguredBlobStore;
   const fileRecords = new FileRepository(db);
+  const fileRemoval = new FileRemoval({ files: fileRecords, blobs, events, clock, logger });
   const files = new FileService({
     files: fileRecords,
+    removal: fileRemoval,
     blobs,
     limiter: new FirestoreRateLimiter(db, clock),
     clock,
     logger,
     policy: config.files,
   });
-  const fileCleanup = new FileCleanup(fileRecords, blobs, clock, logger);
+  const fileCleanup = new FileCleanup(fileRecords, fileRemoval, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
   return { db, config, clock, logger, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
 }

@@ -13,6 +13,7 @@ import { createApp } from "./app";
 import { loadConfig } from "./config";
 import { createFileCleanup } from "./files/cleanup";
 import { GcsBlobStore } from "./files/gcs-blob-store";
+import { UserEvents } from "./relay/events";
 import { systemClock } from "./shared/clock";
 import { createLogger } from "./shared/logger";
 
@@ -85,7 +86,8 @@ export const api = onRequest(apiOptions, (req, res) => {
 });
 
 /**
- * Expired files and orphans (blob without record, record without blob): see files/cleanup.ts. One sweep
+ * Expired files (each one's own expiresAt; its uploader told `file_deleted`) and orphans (blob without
+ * record, record without blob): see files/cleanup.ts. One sweep
  * at a time (a manual run never overlaps the scheduled one); it needs no JWT secret.
  */
 export const cleanupFiles = onSchedule(
@@ -101,6 +103,9 @@ export const cleanupFiles = onSchedule(
   async () => {
     initializeFirebase();
     const logger = createLogger({ level: "info" });
-    await createFileCleanup({ db: getFirestore(), blobs: projectBlobStore(), clock: systemClock, logger }).run();
+    const db = getFirestore();
+    // Uploaders hear `file_deleted` through the relay's feeds, wherever their sockets are.
+    const events = new UserEvents(db, systemClock);
+    await createFileCleanup({ db, blobs: projectBlobStore(), events, clock: systemClock, logger }).run();
   },
 );

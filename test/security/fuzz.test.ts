@@ -376,7 +376,7 @@ describe("query strings", () => {
 });
 
 describe("multipart upload", () => {
-  const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature"];
+  const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature", "expiresInSeconds", "deleteAfterDownload"];
   const partName = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...TEXT_PARTS, "encryptedData") }, { weight: 1, arbitrary: key });
   const part: fc.Arbitrary<Part> = fc.oneof(
     fc.record({ name: partName, value: anyText }),
@@ -430,7 +430,7 @@ describe("multipart upload", () => {
             : [
                 ...TEXT_PARTS.filter((name) => !input.dropped.includes(name)).map((name) => ({
                   name,
-                  value: input.spoiled[name] ?? { receiverId: alice.id, filename: "a.bin", iv: "AAAA", authTag: "AAAA", signature: "AAAA" }[name]!,
+                  value: input.spoiled[name] ?? { receiverId: alice.id, filename: "a.bin", iv: "AAAA", authTag: "AAAA", signature: "AAAA", expiresInSeconds: "3600", deleteAfterDownload: "true" }[name]!,
                 })),
                 ...(input.dropped.includes("encryptedData") ? [] : [{ name: "encryptedData", data: randomBytes(16), filename: "blob" }]),
                 ...input.extra,

@@ -22,4 +22,5 @@ export const serverPayloadsFit: { [Event in keyof ServerEmits]: Fits<Parameters<
   user_online: true,
   user_offline: true,
   typing_indicator: true,
+  file_deleted: true,
 };

@@ -12,6 +12,13 @@ describe("policies", () => {
     expect(["user_alice", "user_bob"].map((id) => policies.canDeleteFile(id, file))).toEqual([true, false]);
   });
 
+  it("when a file was deleted (downloaded, expired), then only its parties may know it is gone; only the receiver's download deletes it", () => {
+    expect(["user_alice", "user_bob", "user_eve"].map((id) => policies.canKnowFileIsGone(id, file))).toEqual([true, true, false]);
+    const ephemeral = { ...file, deleteAfterDownload: true };
+    expect(["user_alice", "user_bob", "user_eve"].map((id) => policies.downloadDeletesFile(id, ephemeral))).toEqual([false, true, false]);
+    expect(policies.downloadDeletesFile("user_bob", file)).toBe(false);
+  });
+
   it("when a message is acknowledged, then only by its receiver", () => {
     expect(policies.canAcknowledgeMessage("user_bob", file)).toBe(true);
     expect(policies.canAcknowledgeMessage("user_alice", file)).toBe(false);

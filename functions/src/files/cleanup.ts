@@ -1,16 +1,18 @@
 import type { Firestore } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import type { Logger } from "../shared/logger";
+import type { UserEventPublisher } from "../shared/user-events";
 import { FILE_BLOB_PREFIX, fileIdOfBlobKey, type BlobStore } from "./blob-store";
+import { FileRemoval } from "./removal";
 import { FileRepository } from "./repository";
 
 /** An object younger than this may belong to an upload still in flight: the sweeps leave it alone. */
 export const ORPHAN_GRACE_MS = 60 * 60 * 1000;
-/** Records handled per transaction (each also updates its uploaders' usage: at most 2 writes per file). */
+/** Records handled per transaction (each also writes its tombstone and its uploader's usage: at most 3 writes per file). */
 const BATCH_SIZE = 100;
 
 export interface CleanupReport {
-  /** Files past expiresAt: record, usage and blob removed. */
+  /** Files past expiresAt (their own, or FILE_TTL_DAYS): record, usage and blob removed, tombstone written, uploader told. */
   expiredFiles: number;
   /** Blobs with no record (an upload that died between blob and record, a delete that died halfway). */
   orphanBlobs: number;
@@ -22,11 +24,14 @@ export interface CleanupReport {
  * The one routine that removes files: the scheduled function `cleanupFiles` runs it in production, the
  * local stack on an interval. Records go first (in a transaction with the usage they free), then blobs:
  * if a run dies in between, the blob is an orphan that the next run sweeps, and no record ever points
- * at a blob that is gone because of us. Safe to run concurrently with uploads and with itself.
+ * at a blob that is gone because of us (files/removal.ts). Safe to run concurrently with uploads, with
+ * downloads that delete, and with itself: each expired file is removed, its quota given back and its
+ * uploader told `file_deleted` "expired" by exactly one run.
  */
 export class FileCleanup {
   constructor(
     private readonly files: FileRepository,
+    private readonly removal: FileRemoval,
     private readonly blobs: BlobStore,
     private readonly clock: Clock,
     private readonly logger: Logger,
@@ -48,7 +53,7 @@ export class FileCleanup {
     let count = 0;
     for (;;) {
       const ids = await this.files.expiredIds(now, BATCH_SIZE);
-      count += await this.removeRecordsAndBlobs(ids);
+      count += (await this.removal.remove(ids, "expired")).length;
       if (ids.length < BATCH_SIZE) return count;
     }
   }
@@ -84,21 +89,20 @@ export class FileCleanup {
     let count = 0;
     for await (const page of this.files.uploadedBefore(cutoff, BATCH_SIZE)) {
       const orphans = page.filter((record) => !blobKeys.has(record.storagePath));
-      if (orphans.length > 0) count += await this.removeRecordsAndBlobs(orphans.map((record) => record.id));
+      if (orphans.length > 0) count += (await this.removal.remove(orphans.map((record) => record.id))).length;
     }
     return count;
   }
-
-  private async removeRecordsAndBlobs(fileIds: string[]): Promise<number> {
-    const removed = await this.files.remove(fileIds);
-    await Promise.all(removed.map((file) => this.blobs.delete(file.storagePath)));
-    return removed.length;
-  }
 }
 
-/** For entry points that run only the cleanup (the scheduled function): no app, no configuration. */
-export function createFileCleanup(deps: { db: Firestore; blobs: BlobStore; clock: Clock; logger: Logger }): FileCleanup {
-  return new FileCleanup(new FileRepository(deps.db), deps.blobs, deps.clock, deps.logger);
+/**
+ * For entry points that run only the cleanup (the scheduled function): no app, no configuration. `events`
+ * is the relay's publisher (relay/events.ts), through which uploaders hear `file_deleted`.
+ */
+export function createFileCleanup(deps: { db: Firestore; blobs: BlobStore; events: UserEventPublisher; clock: Clock; logger: Logger }): FileCleanup {
+  const files = new FileRepository(deps.db);
+  const removal = new FileRemoval({ files, blobs: deps.blobs, events: deps.events, clock: deps.clock, logger: deps.logger });
+  return new FileCleanup(files, removal, deps.blobs, deps.clock, deps.logger);
 }
 
 /**

@@ -21,6 +21,7 @@ export function toFileRecord(id: string, stored: StoredFile): FileRecord {
     receiverId: stored.receiverId,
     uploadedAt: stored.uploadedAt.toDate().toISOString(),
     expiresAt: stored.expiresAt.toDate().toISOString(),
+    deleteAfterDownload: stored.deleteAfterDownload === true,
     downloadUrl: downloadUrlOf(id),
   };
 }

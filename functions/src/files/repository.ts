@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
 import { COLLECTIONS } from "../shared/firestore";
 import { blockRefOf } from "../users/repository";
+import { decideRemoval, type FileTombstone, type RemovalReason, type RemovedFile } from "./lifecycle";
 import { decideUpload, usageAfterRemoval, usageOf, type UploadTerms } from "./upload-decision";
 
 /** The only door to file metadata and per-user storage usage (layout: shared/firestore.ts). */
@@ -18,21 +20,23 @@ export interface StoredFile {
   storagePath: string;
   uploadedAt: Timestamp;
   expiresAt: Timestamp;
+  /** Deleted after the receiver's first complete download (absent on records older than the option: false). */
+  deleteAfterDownload?: boolean;
 }
 
 export type FileDraft = Omit<StoredFile, "uploadedAt" | "expiresAt">;
-
-export type StoredFileWithId = StoredFile & { id: string };
 
 export class FileRepository {
   private readonly files;
   private readonly usage;
   private readonly users;
+  private readonly tombstones;
 
   constructor(private readonly db: Firestore) {
     this.files = db.collection(COLLECTIONS.files);
     this.usage = db.collection(COLLECTIONS.fileUsage);
     this.users = db.collection(COLLECTIONS.users);
+    this.tombstones = db.collection(COLLECTIONS.fileTombstones);
   }
 
   /**
@@ -72,29 +76,53 @@ export class FileRepository {
     return snapshot.exists ? (snapshot.data() as StoredFile) : undefined;
   }
 
+  /** The record and the tombstone under one id, in one round trip (at most one of them exists). */
+  async findWithTombstone(fileId: string): Promise<{ file: StoredFile | undefined; tombstone: FileTombstone | undefined }> {
+    const [file, tombstone] = await this.db.getAll(this.files.doc(fileId), this.tombstones.doc(fileId));
+    return { file: file!.data() as StoredFile | undefined, tombstone: tombstone!.data() as FileTombstone | undefined };
+  }
+
   async usedBytes(userId: string): Promise<number> {
     return usageOf((await this.usage.doc(userId).get()).data()).bytes;
   }
 
   /**
-   * Deletes these records (those that still exist) and gives their bytes back to their uploaders' usage,
-   * in one transaction. Returns what was deleted: the caller then removes the blobs. Up to 200 ids.
+   * Deletes these records and gives their bytes back to their uploaders' usage, in one transaction, as
+   * decideRemoval decides (lifecycle.ts): with a reason, only files still there (and for "expired", only
+   * those past expiresAt), each leaving a tombstone. Returns what this call removed, each file once
+   * across concurrent callers: the caller then removes the blobs and tells the uploaders. Up to 100 ids.
    */
-  async remove(fileIds: readonly string[]): Promise<StoredFileWithId[]> {
+  async remove(fileIds: readonly string[], now: Date, reason?: RemovalReason): Promise<RemovedFile[]> {
     if (fileIds.length === 0) return [];
+    // Minted outside the retried function: an attempt that committed is recognized by its tombstones.
+    const removalId = randomBytes(12).toString("base64url");
     return this.db.runTransaction(async (tx) => {
-      const snapshots = await tx.getAll(...fileIds.map((id) => this.files.doc(id)));
-      const removed = snapshots.filter((snap) => snap.exists).map((snap) => ({ id: snap.id, ...(snap.data() as StoredFile) }));
-      if (removed.length === 0) return [];
-      const byUploader = new Map<string, StoredFileWithId[]>();
-      for (const file of removed) byUploader.set(file.uploaderId, [...(byUploader.get(file.uploaderId) ?? []), file]);
+      const refs = fileIds.flatMap((id) => [this.files.doc(id), this.tombstones.doc(id)]);
+      const snapshots = await tx.getAll(...refs);
+      const decisions = fileIds.map((id, index) =>
+        decideRemoval(
+          {
+            id,
+            file: snapshots[2 * index]!.data() as StoredFile | undefined,
+            tombstone: snapshots[2 * index + 1]!.data() as FileTombstone | undefined,
+          },
+          { reason, removalId },
+          now,
+        ),
+      );
+      const toRemove = decisions.flatMap((decision) => (decision.kind === "remove" ? [decision] : []));
+      const byUploader = new Map<string, RemovedFile[]>();
+      for (const { removed } of toRemove) byUploader.set(removed.uploaderId, [...(byUploader.get(removed.uploaderId) ?? []), removed]);
       const usageRefs: DocumentReference[] = [...byUploader.keys()].map((userId) => this.usage.doc(userId));
-      const usageSnaps = await tx.getAll(...usageRefs);
-      for (const file of removed) tx.delete(this.files.doc(file.id));
+      const usageSnaps = usageRefs.length > 0 ? await tx.getAll(...usageRefs) : [];
+      for (const { removed, tombstone } of toRemove) {
+        tx.delete(this.files.doc(removed.id));
+        if (tombstone) tx.create(this.tombstones.doc(removed.id), tombstone);
+      }
       usageSnaps.forEach((snap, index) => {
         tx.set(usageRefs[index]!, usageAfterRemoval(usageOf(snap.data()), byUploader.get(snap.id)!));
       });
-      return removed;
+      return decisions.flatMap((decision) => (decision.kind === "skip" ? [] : [decision.removed]));
     });
   }
 

@@ -36,7 +36,7 @@ export const fileOperations: OperationGroup<FileRouteDeps> = {
       path: "/upload",
       summary: "Upload an encrypted file",
       description:
-        "multipart/form-data, parts in any order. Files over FILE_MAX_BYTES (25 MiB) are 413 PAYLOAD_TOO_LARGE; over the uploader's quota 413 QUOTA_EXCEEDED; 30 uploads per user per hour. The filename is sanitized (control and invisible characters removed, last path segment kept), never refused for that. A receiver who blocks the uploader answers 403 BLOCKED (nothing is kept).",
+        "multipart/form-data, parts in any order. Optional `expiresInSeconds` (60 to FILE_TTL_DAYS, default FILE_TTL_DAYS) and `deleteAfterDownload` (`true`/`false`) make a file that cleans itself up; its uploader hears `file_deleted` when it goes. Files over FILE_MAX_BYTES (25 MiB) are 413 PAYLOAD_TOO_LARGE; over the uploader's quota 413 QUOTA_EXCEEDED; 30 uploads per user per hour. The filename is sanitized (control and invisible characters removed, last path segment kept), never refused for that. A receiver who blocks the uploader answers 403 BLOCKED (nothing is kept).",
       // Its rate is taken inside the flow (files/service.ts), once the body is known to be acceptable.
       auth: "session",
       multipart: {
@@ -61,21 +61,27 @@ export const fileOperations: OperationGroup<FileRouteDeps> = {
       path: "/{fileId}",
       summary: "Download the encrypted bytes",
       description:
-        "Exactly as uploaded, as `application/octet-stream` with `Content-Disposition: attachment`. Decrypt with the record's `iv` and `authTag`. 404 for anyone but the uploader and the receiver, and once expired.",
+        "Exactly as uploaded, as `application/octet-stream` with `Content-Disposition: attachment`. Decrypt with the record's `iv` and `authTag`. 404 for anyone but the uploader and the receiver. To those two, 410 FILE_GONE once the file was deleted after its download or has expired. The receiver's first complete download (the whole body sent; a broken one does not count) deletes a `deleteAfterDownload` file.",
       auth: "session",
       params: fileParamsSchema,
       success: { status: 200, description: "The ciphertext", binary: true },
-      errors: ["NOT_FOUND", "SERVICE_UNAVAILABLE"],
-      handle: async ({ params, res }, { files }) => {
-        const { record, body } = await files.download(caller(res).userId, params.fileId);
+      errors: ["NOT_FOUND", "FILE_GONE", "SERVICE_UNAVAILABLE"],
+      handle: async ({ params, req, res }, { files }) => {
+        const { record, body, completed } = await files.download(caller(res).userId, params.fileId);
         res.status(200).set({ ...DOWNLOAD_HEADERS, "Content-Length": String(record.size) });
         try {
+          // Settles on the response's "finish" (every byte handed to the connection) or its "close"
+          // before that (the client went away mid-body: ERR_STREAM_PREMATURE_CLOSE).
           await pipeline(body, res);
         } catch (error) {
-          // The client went away mid-download: nothing to answer, nobody to tell.
+          // The client went away mid-download: nothing to answer, nobody to tell, and the download does
+          // not count (a delete-after-download file stays).
           if ((error as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE") return;
           throw error; // a storage failure: logged by the error handler, the connection is cut
         }
+        // The whole body went out: the receiver's first complete download deletes a delete-after-download
+        // file. Express answers HEAD with this handler too, sending no body: that is no download.
+        if (req.method === "GET") await completed();
       },
     }),
     operation({
@@ -85,8 +91,9 @@ export const fileOperations: OperationGroup<FileRouteDeps> = {
       summary: "A file's record",
       auth: "session",
       params: fileParamsSchema,
+      description: "404 for anyone but the uploader and the receiver; to those two, 410 FILE_GONE once the file was deleted after its download or has expired.",
       success: { status: 200, description: "The record", schema: fileMetaResponseSchema },
-      errors: ["NOT_FOUND", "SERVICE_UNAVAILABLE"],
+      errors: ["NOT_FOUND", "FILE_GONE", "SERVICE_UNAVAILABLE"],
       handle: async ({ params, res }, { files }) => ({ file: await files.metadata(caller(res).userId, params.fileId) }),
     }),
     operation({
@@ -94,11 +101,11 @@ export const fileOperations: OperationGroup<FileRouteDeps> = {
       method: "delete",
       path: "/{fileId}",
       summary: "Delete a file (the uploader only)",
-      description: "Gives its bytes back to the uploader's quota. The receiver gets 403, anyone else 404.",
+      description: "Gives its bytes back to the uploader's quota. The receiver gets 403, anyone else 404; both parties 410 FILE_GONE for a file already deleted after its download or expired.",
       auth: "session",
       params: fileParamsSchema,
       success: { status: 200, description: "Deleted", schema: deleteFileResponseSchema },
-      errors: ["FORBIDDEN", "NOT_FOUND", "SERVICE_UNAVAILABLE"],
+      errors: ["FORBIDDEN", "NOT_FOUND", "FILE_GONE", "SERVICE_UNAVAILABLE"],
       handle: async ({ params, res }, { files }) => {
         await files.remove(caller(res).userId, params.fileId);
         return { message: "File deleted" };

@@ -1,13 +1,15 @@
 import type { Readable } from "node:stream";
 import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
-import { canDeleteFile, canSeeFile } from "../shared/policies";
+import { canDeleteFile, downloadDeletesFile } from "../shared/policies";
 import { newId } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { enforce, type FirestoreRateLimiter, type RateLimitDecision, type RateLimitPolicy } from "../shared/rate-limit";
 import { fileBlobKey, type BlobStore } from "./blob-store";
 import type { FileSink, ParsedForm } from "./multipart";
+import { fileAccess, lifetimeMsOf } from "./lifecycle";
 import { toFileRecord, type FileRecord } from "./presenters";
+import type { FileRemoval } from "./removal";
 import type { FileRepository, StoredFile } from "./repository";
 import { uploadInputOf } from "./schema";
 import { fullQuotaRefusal } from "./upload-decision";
@@ -23,10 +25,11 @@ export interface FilePolicy {
 /** Reads the upload form, handing its file part to the sink as it arrives (multipart.ts). */
 export type FormReader = (sink: FileSink) => Promise<ParsedForm>;
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+const DAY_SECONDS = 24 * 60 * 60;
 
 export interface FileServiceDeps {
   files: FileRepository;
+  removal: FileRemoval;
   blobs: BlobStore;
   limiter: FirestoreRateLimiter;
   clock: Clock;
@@ -55,8 +58,9 @@ export class FileService {
 
     const fileId = newId("file");
     const storagePath = fileBlobKey(fileId);
+    const maxLifetimeSeconds = policy.ttlDays * DAY_SECONDS;
     try {
-      const input = uploadInputOf(await readForm((body) => blobs.write(storagePath, body)));
+      const input = uploadInputOf(await readForm((body) => blobs.write(storagePath, body)), maxLifetimeSeconds);
       if (input.receiverId === uploaderId) {
         throw errors.validation("receiverId", "receiverId: you cannot send a file to yourself");
       }
@@ -71,8 +75,9 @@ export class FileService {
           authTag: input.authTag,
           signature: input.signature,
           storagePath,
+          deleteAfterDownload: input.deleteAfterDownload ?? false,
         },
-        { now: () => clock.now(), ttlMs: policy.ttlDays * DAY_MS, quotaBytes: policy.quotaBytes },
+        { now: () => clock.now(), ttlMs: lifetimeMsOf(input.expiresInSeconds, maxLifetimeSeconds), quotaBytes: policy.quotaBytes },
       );
       return { record: toFileRecord(fileId, stored), rateLimit };
     } catch (error) {
@@ -85,8 +90,12 @@ export class FileService {
     return toFileRecord(fileId, await this.visibleFile(userId, fileId));
   }
 
-  /** The record and a stream of the encrypted bytes, exactly as uploaded. */
-  async download(userId: string, fileId: string): Promise<{ record: FileRecord; body: Readable }> {
+  /**
+   * The record and a stream of the encrypted bytes, exactly as uploaded. The caller calls `completed`
+   * once the whole body was sent (the response finished, not closed early): the receiver's complete
+   * download of a delete-after-download file deletes it.
+   */
+  async download(userId: string, fileId: string): Promise<{ record: FileRecord; body: Readable; completed: () => Promise<void> }> {
     const stored = await this.visibleFile(userId, fileId);
     const body = await this.deps.blobs.read(stored.storagePath);
     if (!body) {
@@ -94,24 +103,40 @@ export class FileService {
       this.deps.logger.warn("file record without blob", { fileId });
       throw errors.notFound("File");
     }
-    return { record: toFileRecord(fileId, stored), body };
+    const completed = downloadDeletesFile(userId, stored) ? () => this.removeDownloaded(fileId) : async () => undefined;
+    return { record: toFileRecord(fileId, stored), body, completed };
   }
 
   /** The uploader deletes a file (freeing quota); the receiver may not, anyone else learns nothing. */
   async remove(userId: string, fileId: string): Promise<void> {
     const stored = await this.visibleFile(userId, fileId);
     if (!canDeleteFile(userId, stored)) throw errors.forbidden("Only the uploader can delete a file");
-    const [removed] = await this.deps.files.remove([fileId]);
+    const [removed] = await this.deps.removal.remove([fileId]);
     if (!removed) throw errors.notFound("File");
-    await this.deps.blobs.delete(removed.storagePath);
   }
 
-  /** The file, when the caller may see it (canSeeFile); to anyone else it does not exist: 404. */
+  /**
+   * After the receiver's complete download: the answer is already sent, so a failure is logged, and the
+   * file stays until a later complete download (or its expiry) removes it.
+   */
+  private async removeDownloaded(fileId: string): Promise<void> {
+    try {
+      await this.deps.removal.remove([fileId], "downloaded");
+    } catch (error) {
+      this.deps.logger.error("could not delete a downloaded file", { fileId, error: (error as Error).message });
+    }
+  }
+
+  /**
+   * The file, when the caller may see it (fileAccess, lifecycle.ts): to its parties a file deleted after
+   * its download or at its expiry is 410 FILE_GONE; to anyone else any file they may not see is 404.
+   */
   private async visibleFile(userId: string, fileId: string): Promise<StoredFile> {
-    const stored = await this.deps.files.find(fileId);
-    const live = stored !== undefined && stored.expiresAt.toMillis() > this.deps.clock.now().getTime();
-    if (!stored || !canSeeFile(userId, stored, live)) throw errors.notFound("File");
-    return stored;
+    const { file, tombstone } = await this.deps.files.findWithTombstone(fileId);
+    const access = fileAccess(userId, file, tombstone, this.deps.clock.now());
+    if (access.kind === "gone") throw errors.fileGone();
+    if (access.kind === "missing") throw errors.notFound("File");
+    return access.file;
   }
 
   /** A quota already full is refused before the body is read; the transaction is the exact check. */

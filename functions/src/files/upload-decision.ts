@@ -34,6 +34,7 @@ export function fullQuotaRefusal(usedBytes: number, quotaBytes: number): AppErro
 }
 
 export interface UploadTerms {
+  /** This file's lifetime: its `expiresInSeconds`, or FILE_TTL_DAYS (lifecycle.ts lifetimeMsOf). */
   ttlMs: number;
   quotaBytes: number;
 }

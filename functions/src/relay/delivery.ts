@@ -169,7 +169,7 @@ export class SocketDelivery {
 export const userRoom = (userId: string) => `user:${userId}`;
 
 /** Events passed on as they are to every socket of their user here. */
-const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered"]);
+const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered", "file_deleted"]);
 
 export interface DeliveryDeps {
   io: RelayServer;

@@ -39,6 +39,13 @@ export const presenceEventSchema = z.object({
   lastSeen: isoTime(),
 });
 
+export const fileDeletedSchema = z.object({
+  fileId: idOf("file"),
+  reason: z
+    .enum(["downloaded", "expired"])
+    .describe("`downloaded`: the receiver's first complete download of a `deleteAfterDownload` file; `expired`: its `expiresAt` passed"),
+});
+
 export const typingIndicatorSchema = z.object({
   fromUserId: idOf("user"),
   toUserId: idOf("user"),
@@ -135,6 +142,11 @@ export const SERVER_EVENTS = {
   user_online: { description: "A mutual contact (each has the other as a contact, neither blocks the other) came online.", payload: presenceEventSchema },
   user_offline: { description: "A mutual contact went offline.", payload: presenceEventSchema },
   typing_indicator: { description: "A mutual contact is typing to you (or stopped).", payload: typingIndicatorSchema },
+  file_deleted: {
+    description:
+      "To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on.",
+    payload: fileDeletedSchema,
+  },
 } satisfies Record<string, ServerEvent>;
 
 // The event maps of the relay's Socket.IO server, from the table. What a client sends is untrusted until

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   LIMIT_EXCEEDED: 409,
   EXCHANGE_NOT_PENDING: 409,
   EXCHANGE_EXPIRED: 410,
+  FILE_GONE: 410,
   PAYLOAD_TOO_LARGE: 413,
   QUOTA_EXCEEDED: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -71,6 +72,8 @@ export const errors = {
   forbidden: (message = "Not allowed") => new AppError("FORBIDDEN", message),
   blocked: () => new AppError("BLOCKED", "This user has blocked you"),
   notFound: (what = "Resource") => new AppError("NOT_FOUND", `${what} not found`),
+  /** To its two parties, a file deleted after its download or at its expiry (anyone else: notFound). */
+  fileGone: () => new AppError("FILE_GONE", "This file has been deleted (downloaded or expired)"),
   /** The receiver of a message or a file does not exist. */
   receiverNotFound: () => new AppError("NOT_FOUND", "Receiver not found", { field: "receiverId" }),
   /** Also what anyone but the two participants hears of an exchange that exists. */

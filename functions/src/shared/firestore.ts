@@ -40,8 +40,14 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     every instance
  * files/{fileId}                      uploaderId, receiverId, filename (sanitized, display only), size,
  *                                     iv, authTag, signature, storagePath (blob key "files/{fileId}"),
- *                                     uploadedAt, expiresAt (no TTL, see below): an encrypted file's
- *                                     metadata; the body is in the BlobStore (files/blob-store.ts)
+ *                                     uploadedAt, expiresAt (no TTL, see below), deleteAfterDownload:
+ *                                     an encrypted file's metadata; the body is in the BlobStore
+ *                                     (files/blob-store.ts)
+ * fileTombstones/{fileId}             uploaderId, receiverId, reason (downloaded | expired), removalId,
+ *                                     storagePath, size, deletedAt, expiresAt (TTL): what is left of a
+ *                                     file deleted after its download or at its expiry, so its two
+ *                                     parties get 410 FILE_GONE (files/lifecycle.ts); written in the
+ *                                     transaction that deletes the record
  * fileUsage/{userId}                  bytes, files: the live files the user uploaded, counted against
  *                                     the quota; changed only in the transactions that create and
  *                                     delete files records
@@ -75,6 +81,7 @@ export const COLLECTIONS = {
   relayInstances: "relayInstances",
   files: "files",
   fileUsage: "fileUsage",
+  fileTombstones: "fileTombstones",
 } as const;
 
 /** The TTL policies production needs: Firestore deletes a document some time after its field's time. */
@@ -84,6 +91,7 @@ export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[k
   { collectionGroup: COLLECTIONS.nonces, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.relayEvents, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.relayInstances, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.fileTombstones, field: "expiresAt" },
 ];
 
 /** The gRPC status codes Firestore errors carry in `code`, by name (the ones this backend reacts to). */

@@ -27,9 +27,24 @@ export interface PresenceFacts {
   toBlocksFrom: boolean;
 }
 
+/** The two parties of a file: its uploader and its receiver. */
+export const isFileParty = (userId: string, file: FileParties): boolean => file.uploaderId === userId || file.receiverId === userId;
+
 /** A live file is seen by its uploader and its receiver, by nobody else. */
-export const canSeeFile = (userId: string, file: FileParties, live: boolean): boolean =>
-  live && (file.uploaderId === userId || file.receiverId === userId);
+export const canSeeFile = (userId: string, file: FileParties, live: boolean): boolean => live && isFileParty(userId, file);
+
+/**
+ * A file's parties learn that it was deleted (downloaded, expired: 410 FILE_GONE); anyone else learns
+ * nothing (404), as for a file that never existed.
+ */
+export const canKnowFileIsGone = (userId: string, file: FileParties): boolean => isFileParty(userId, file);
+
+/**
+ * Only the receiver's complete download uses up a delete-after-download file: the uploader may fetch
+ * their own file (to check it) without deleting it for the receiver.
+ */
+export const downloadDeletesFile = (userId: string, file: FileParties & { deleteAfterDownload?: boolean }): boolean =>
+  file.deleteAfterDownload === true && file.receiverId === userId;
 
 /** Only the uploader deletes (it frees their quota); the receiver may only read. */
 export const canDeleteFile = (userId: string, file: FileParties): boolean => file.uploaderId === userId;

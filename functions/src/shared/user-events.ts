@@ -13,7 +13,8 @@ export type UserEventType =
   | "message_delivered"
   | "key_exchange_request"
   | "key_exchange_response"
-  | "session_revoked";
+  | "session_revoked"
+  | "file_deleted";
 
 /** Publishes after the publisher's own write: the event only matters to sockets connected now. */
 export interface UserEventPublisher {
