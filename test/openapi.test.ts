@@ -35,7 +35,8 @@ let document: OpenApiDocument;
 let schemas: ReturnType<typeof documentSchemas>;
 
 beforeAll(async () => {
-  app = await startTestApp({}, { relay: {} });
+  // The expiry sweep runs often here, so `message_expired` comes soon after the clock passes expiresAt.
+  app = await startTestApp({}, { relay: { expirySweepMs: 200 } });
   document = (await apiClient(app).getOpenApiDocument()) as unknown as OpenApiDocument;
   schemas = documentSchemas(document);
 });
@@ -301,8 +302,12 @@ describe("every answer matches the document", () => {
     expect(await documented("downloadFile", bob.api.downloadFile(once.fileId))).toEqual(bytes);
     expect(await deleted).toEqual({ fileId: once.fileId, reason: "downloaded" });
 
-    // The end of a session.
+    // The end of a session. A disappearing message to Bob, now offline, expires undelivered.
     bobSocket.disconnect();
+    const expired = documentedEvent(aliceSocket, "message_expired");
+    await documented("sendMessage", alice.api.sendMessage({ ...(await envelope(bob.id)), expiresInSeconds: 5 }), "201");
+    app.clock.advance(5000);
+    await expired;
     await documented("removeContact", alice.api.removeContact(bob.id));
     await documented("blockUser", alice.api.blockUser({ userId: bob.id }));
     expect(await documented("listBlockedUsers", alice.api.listBlockedUsers())).toMatchObject({ users: [{ id: bob.id, username: bob.username }] });

@@ -167,7 +167,7 @@ export interface GetHistoryResponse {
   /** Older messages exist */
   hasMore: boolean;
   /**
-   * All messages of the conversation
+   * All messages of the conversation, expired ones not counted
    * minimum: 0
    */
   total: number;
@@ -348,6 +348,15 @@ export interface MessageDeliveredEvent {
   deliveredAt: string;
 }
 
+export interface MessageExpiredEvent {
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  messageId: string;
+  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  receiverId: string;
+  /** Always false: the receiver never acknowledged the message before it expired */
+  delivered: false;
+}
+
 export interface MessageRecord {
   /**
    * Server-minted; the client deduplicates by it
@@ -389,6 +398,11 @@ export interface MessageRecord {
   timestamp: string;
   /** The sender's `timestamp`, byte for byte */
   clientTimestamp: string;
+  /**
+   * Only on a disappearing message (sent with `expiresInSeconds`): `timestamp` + that many seconds. From then on the message is gone
+   * format: date-time
+   */
+  expiresAt?: string;
 }
 
 export interface OkAck {
@@ -562,6 +576,11 @@ export interface SendMessageRequest {
    * minimum: 1; maximum: 2147483647
    */
   sequenceNumber?: number;
+  /**
+   * A disappearing message: from server time + this many seconds (the record's `expiresAt`) it is in no history, count or backlog and is never delivered, and it is deleted; if it expired before its receiver acknowledged it, the sender gets `message_expired`. Part of the content a retry must repeat
+   * minimum: 5; maximum: 2592000
+   */
+  expiresInSeconds?: number;
 }
 
 export interface SendMessageResponse {
@@ -636,6 +655,8 @@ export interface ServerToClientEvents {
   message_received: (payload: MessageRecord, ack: () => void) => void;
   /** To the sender, when the receiver first acknowledges. */
   message_delivered: (payload: MessageDeliveredEvent) => void;
+  /** To the sender, when a disappearing message (sent with `expiresInSeconds`) reached its `expiresAt` before its receiver acknowledged it; it is deleted and will never be delivered. At once if the sender is connected (within the expiry sweep's 15 s), else on their next connection; once per socket. Acknowledge with the ack callback: acknowledged, it never comes again; unacknowledged, it comes again on the next connection. */
+  message_expired: (payload: MessageExpiredEvent, ack: () => void) => void;
   /** To the target of a key exchange, at once or when they next connect. Acknowledge with the ack callback. */
   key_exchange_request: (payload: KeyExchangeRequestEvent, ack: () => void) => void;
   /** To the initiator, when the target responded. Acknowledge with the ack callback. */

@@ -17,6 +17,7 @@ import { FileRepository } from "./files/repository";
 import { fileOperations } from "./files/routes";
 import { FileService } from "./files/service";
 import { systemClock, type Clock } from "./shared/clock";
+import { MessageExpirySweep } from "./messages/expiry-sweep";
 import { MessageRepository } from "./messages/repository";
 import { messageOperations } from "./messages/routes";
 import { MessageSender } from "./messages/send";
@@ -79,6 +80,8 @@ export function createServices(deps: AppDeps) {
   });
   const messages = new MessageRepository(db, events);
   const sender = new MessageSender(messages, clock, config.sendRate);
+  // The emulator runs no TTL policy: there the sweep also deletes delivered expired messages.
+  const messageExpiry = new MessageExpirySweep(messages, events, clock, logger, { purgeDelivered: config.mode !== "production" });
   const keyExchanges = new KeyExchangeService(new KeyExchangeRepository(db), users, events, clock, config.keyExchangeTtlSeconds);
   const blobs = deps.blobs ?? unconfiguredBlobStore;
   const fileRecords = new FileRepository(db);
@@ -94,7 +97,7 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, fileRemoval, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, keyExchanges, events, files, fileCleanup, limits };
+  return { db, config, clock, logger, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -132,8 +135,8 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use(mountOperations(referenceOperations, { document: openApiDocument }, gates));
   api.use(mountOperations(authOperations, { auth: services.auth }, gates));
   api.use(mountOperations(userOperations, { users: services.userService }, gates));
-  const { sender, messages, sessions } = services;
-  api.use(mountOperations(messageOperations, { sender, messages, sessions }, gates));
+  const { sender, messages, sessions, clock } = services;
+  api.use(mountOperations(messageOperations, { sender, messages, sessions, clock }, gates));
   api.use(mountOperations(keyExchangeOperations, { exchanges: services.keyExchanges }, gates));
   app.use("/api", api);
   if (deps.site) app.use(localSiteRoutes(deps.site));

@@ -13,6 +13,8 @@ import { createApp } from "./app";
 import { loadConfig } from "./config";
 import { createFileCleanup } from "./files/cleanup";
 import { GcsBlobStore } from "./files/gcs-blob-store";
+import { MessageExpirySweep } from "./messages/expiry-sweep";
+import { MessageRepository } from "./messages/repository";
 import { UserEvents } from "./relay/events";
 import { systemClock } from "./shared/clock";
 import { createLogger } from "./shared/logger";
@@ -107,5 +109,31 @@ export const cleanupFiles = onSchedule(
     // Uploaders hear `file_deleted` through the relay's feeds, wherever their sockets are.
     const events = new UserEvents(db, systemClock);
     await createFileCleanup({ db, blobs: projectBlobStore(), events, clock: systemClock, logger }).run();
+  },
+);
+
+/**
+ * Expired disappearing messages that their receiver never acknowledged: deleted, and their senders told
+ * (`message_expired`), see messages/expiry-sweep.ts for why a sweep. Every relay instance sweeps every
+ * 15 s as well; this one makes sure it happens within a minute when no relay runs. Delivered expired
+ * messages are left to the TTL policy on messages.expiresAt. Overlapping runs (a slow one, the
+ * relay's) are safe: each expiry is one transaction.
+ */
+export const expireMessages = onSchedule(
+  {
+    schedule: "every 1 minutes",
+    region: REGION,
+    memory: "256MiB",
+    timeoutSeconds: 50,
+    retryCount: 0,
+    maxInstances: 1,
+    concurrency: 1,
+  },
+  async () => {
+    initializeFirebase();
+    const logger = createLogger({ level: "info" });
+    const db = getFirestore();
+    const events = new UserEvents(db, systemClock);
+    await new MessageExpirySweep(new MessageRepository(db, events), events, systemClock, logger, { purgeDelivered: false }).run();
   },
 );

@@ -16,5 +16,7 @@ export function toMessageRecord(id: string, stored: StoredMessage): MessageRecor
     sequenceNumber: stored.sequenceNumber,
     timestamp: stored.timestamp.toDate().toISOString(),
     clientTimestamp: stored.clientTimestamp,
+    // Records of messages that never expire have no expiresAt field at all.
+    ...(stored.expiresAt ? { expiresAt: stored.expiresAt.toDate().toISOString() } : {}),
   };
 }

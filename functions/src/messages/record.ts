@@ -34,6 +34,11 @@ export interface StoredMessage {
   sequenceNumber: number;
   timestamp: Timestamp;
   clientTimestamp: string;
+  /**
+   * Only on a disappearing message: timestamp + expiresInSeconds. The TTL policy on this field deletes
+   * the document (some time after); reads filter by it exactly (expiry.ts).
+   */
+  expiresAt?: Timestamp;
   /** Set when the receiver acknowledges the message (realtime relay). */
   deliveredAt: Timestamp | null;
   /** Written with deliveredAt: which acknowledgement came first (see MessageRepository.markDelivered). */

@@ -4,10 +4,11 @@ import type { SessionGuard } from "../auth/sessions";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
-import { canAcknowledgeMessage } from "../shared/policies";
+import { canAcknowledgeExpiryNotice, canAcknowledgeMessage } from "../shared/policies";
 import type { RateLimitDecision } from "../shared/rate-limit";
 import type { MessageRouting } from "../shared/user-events";
 import { blockRefOf } from "../users/repository";
+import { canStillBeAcknowledged, decideExpiry, isExpired } from "./expiry";
 import { toMessageRecord } from "./presenters";
 import { pairIdOf, type MessageDraft, type MessageRecord, type StoredMessage } from "./record";
 import { decideSend, type LateSendState, type NonceRecord, type PairCounter, type SendDecision, type SendRatePolicy } from "./send-decision";
@@ -46,7 +47,33 @@ export interface SendTerms {
   rate: SendRatePolicy;
 }
 
+/** One page of a receiver's backlog: the live messages read, where the next page starts, whether it was the last. */
+export interface BacklogPage {
+  /** In delivery order; expired ones left out (so a page may hold fewer than its limit). */
+  records: MessageRecord[];
+  /** The last message read, expired or not: the next page starts after it. Absent when none was read. */
+  cursor?: DeliveryCursor;
+  /** Fewer than the limit were read: nothing more is waiting. */
+  last: boolean;
+}
+
+/** A position in a conversation's history order, to read on from (a message's snapshot). */
+export type ConversationCursor = DocumentSnapshot;
+
+/** A `message_expired` notice, kept until its sender acknowledges it (collection messageExpiries). */
+export interface ExpiryNotice {
+  messageId: string;
+  senderId: string;
+  receiverId: string;
+  /** The message's expiresAt. */
+  expiredAt: Timestamp;
+  /** Which sweep call wrote it: a retried transaction recognises its own earlier commit by it. */
+  sweepId: string;
+}
+
 const MAX_ACK_ATTEMPTS = 5;
+/** The most notices read for one connection (each acknowledged one is deleted, so the rest come next time). */
+const NOTICES_PER_CONNECTION = 500;
 
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
@@ -56,6 +83,7 @@ export class MessageRepository {
   private readonly pairs;
   private readonly nonces;
   private readonly users;
+  private readonly expiries;
 
   constructor(
     private readonly db: Firestore,
@@ -66,6 +94,7 @@ export class MessageRepository {
     this.pairs = db.collection(COLLECTIONS.pairCounters);
     this.nonces = db.collection(COLLECTIONS.nonces);
     this.users = db.collection(COLLECTIONS.users);
+    this.expiries = db.collection(COLLECTIONS.messageExpiries);
   }
 
   /**
@@ -164,12 +193,19 @@ export class MessageRepository {
       if (stored.deliveredAt !== null) {
         return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at } : undefined;
       }
+      // At or after expiresAt the message expired undelivered (its sender is told so): the ack is too late.
+      if (!canStillBeAcknowledged(stored, at)) return undefined;
       try {
+        // The precondition also orders this write against the expiry sweep's transaction: if the sweep
+        // deleted the message first, this fails and the re-read finds nothing; if this commits first,
+        // the sweep reads a delivered message and writes no notice.
         await ref.update({ deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
         return { senderId: stored.senderId, deliveredAt: at };
       } catch (error) {
-        // Changed since the read (another acknowledgement, on any instance): read it again.
-        if (firestoreCodeOf(error) !== FIRESTORE_CODES.FAILED_PRECONDITION || attempt >= MAX_ACK_ATTEMPTS) throw error;
+        // Changed since the read (another acknowledgement, on any instance) or deleted (expired): read it again.
+        const code = firestoreCodeOf(error);
+        const changed = code === FIRESTORE_CODES.FAILED_PRECONDITION || code === FIRESTORE_CODES.NOT_FOUND;
+        if (!changed || attempt >= MAX_ACK_ATTEMPTS) throw error;
       }
     }
   }
@@ -178,8 +214,12 @@ export class MessageRepository {
    * One page of the receiver's undelivered messages in delivery order (oldest first, so per sender in
    * ascending sequenceNumber), after `cursor` (exclusive). A connection reads its backlog page by page
    * (relay/delivery.ts), so a receiver with thousands waiting costs bounded memory.
+   *
+   * Messages expired at `now` are left out of `records` but still move the cursor, so the next page
+   * starts after them and `last` says only whether the query ran out: a page of expired messages is
+   * not mistaken for the end of the backlog.
    */
-  async undeliveredPage(receiverId: string, limit: number, cursor?: DeliveryCursor): Promise<MessageRecord[]> {
+  async undeliveredPage(receiverId: string, limit: number, now: Date, cursor?: DeliveryCursor): Promise<BacklogPage> {
     let query = this.messages
       .where("receiverId", "==", receiverId)
       .where("deliveredAt", "==", null)
@@ -188,34 +228,151 @@ export class MessageRepository {
       .orderBy(FieldPath.documentId());
     if (cursor) query = query.startAfter(Timestamp.fromMillis(cursor.timestampMs), cursor.sequenceNumber, cursor.id);
     const snapshot = await query.limit(limit).get();
-    return snapshot.docs.map((doc) => toMessageRecord(doc.id, doc.data() as StoredMessage));
+    const read = snapshot.docs.map((doc) => ({ record: toMessageRecord(doc.id, doc.data() as StoredMessage), stored: doc.data() as StoredMessage }));
+    const lastRead = read[read.length - 1];
+    return {
+      records: read.filter(({ stored }) => !isExpired(stored, now)).map(({ record }) => record),
+      cursor: lastRead ? deliveryCursorOf(lastRead.record) : undefined,
+      last: read.length < limit,
+    };
   }
 
   private conversation(userA: string, userB: string): Query {
     return this.messages.where("conversationId", "==", conversationIdOf(userA, userB));
   }
 
-  /**
-   * One page of a conversation, newest first: `limit` messages after the cursor message (exclusive)
-   * and `offset` skipped ones. Ordered by server time, ties by sequence number then id.
-   */
-  async page(userA: string, userB: string, options: { limit: number; offset: number; beforeId?: string }) {
-    let query = this.conversation(userA, userB).orderBy("timestamp", "desc").orderBy("sequenceNumber", "desc");
-    if (options.beforeId) {
-      const cursor = await this.messages.doc(options.beforeId).get();
-      const data = cursor.data() as StoredMessage | undefined;
-      if (!data || data.conversationId !== conversationIdOf(userA, userB)) {
-        throw new AppError("NOT_FOUND", "The `before` message is not in this conversation", { field: "before" });
-      }
-      query = query.startAfter(cursor);
-    }
-    if (options.offset > 0) query = query.offset(options.offset);
-    const snapshot = await query.limit(options.limit + 1).get();
-    return snapshot.docs.map((doc) => toMessageRecord(doc.id, doc.data() as StoredMessage));
+  /** A conversation newest first: server time, ties by sequence number then id (Firestore adds the id). */
+  private history(userA: string, userB: string, after: ConversationCursor | undefined): Query {
+    const query = this.conversation(userA, userB).orderBy("timestamp", "desc").orderBy("sequenceNumber", "desc");
+    return after ? query.startAfter(after) : query;
   }
 
-  async countConversation(userA: string, userB: string): Promise<number> {
-    return (await this.conversation(userA, userB).count().get()).data().count;
+  /**
+   * The message a history page is read from (`before`), as a cursor. It may have expired (it still
+   * marks a place while its document exists); once deleted it is NOT_FOUND like any unknown id.
+   */
+  async conversationCursor(userA: string, userB: string, messageId: string): Promise<ConversationCursor> {
+    const cursor = await this.messages.doc(messageId).get();
+    const data = cursor.data() as StoredMessage | undefined;
+    if (!data || data.conversationId !== conversationIdOf(userA, userB)) {
+      throw new AppError("NOT_FOUND", "The `before` message is not in this conversation (or has expired)", { field: "before" });
+    }
+    return cursor;
+  }
+
+  /**
+   * Up to `limit` messages of a conversation after `after` (newest first), expired ones included: the
+   * page is assembled in history.ts. `exhausted`: the conversation has nothing older.
+   */
+  async conversationChunk(userA: string, userB: string, after: ConversationCursor | undefined, limit: number) {
+    const snapshot = await this.history(userA, userB, after).limit(limit).get();
+    const items = snapshot.docs.map((doc) => ({ id: doc.id, stored: doc.data() as StoredMessage, cursor: doc as ConversationCursor }));
+    return { items, exhausted: items.length < limit };
+  }
+
+  /**
+   * The same, projected to the fields that order and expire a message: for skipping `offset` messages
+   * without transferring their ciphertext.
+   */
+  async conversationPositions(userA: string, userB: string, after: ConversationCursor | undefined, limit: number) {
+    const snapshot = await this.history(userA, userB, after).select("timestamp", "sequenceNumber", "expiresAt").limit(limit).get();
+    const items = snapshot.docs.map((doc) => ({ expiresAt: doc.get("expiresAt") as Timestamp | undefined, cursor: doc as ConversationCursor }));
+    return { items, exhausted: items.length < limit };
+  }
+
+  /**
+   * The conversation's messages not expired at `now`: all of them, minus those whose expiresAt has
+   * passed but whose document is not deleted yet (the sweep and the TTL policy lag).
+   */
+  async countConversation(userA: string, userB: string, now: Date): Promise<number> {
+    const conversation = this.conversation(userA, userB);
+    const [all, expired] = await Promise.all([
+      conversation.count().get(),
+      conversation.where("expiresAt", "<=", Timestamp.fromDate(now)).count().get(),
+    ]);
+    return Math.max(0, all.data().count - expired.data().count);
+  }
+
+  /**
+   * Up to `limit` ids of messages expired at `now` that no receiver acknowledged: the ones whose expiry
+   * the sender must be told of (expiry-sweep.ts). Oldest expiry first.
+   */
+  async expiredUndeliveredIds(now: Date, limit: number): Promise<string[]> {
+    const snapshot = await this.messages
+      .where("deliveredAt", "==", null)
+      .where("expiresAt", "<=", Timestamp.fromDate(now))
+      .orderBy("expiresAt")
+      .select()
+      .limit(limit)
+      .get();
+    return snapshot.docs.map((doc) => doc.id);
+  }
+
+  /**
+   * Up to `limit` ids of every message expired at `now`, delivered or not. Only where no TTL policy
+   * runs (the emulator: the local stack and tests); in production the TTL policy deletes delivered ones,
+   * and this query's single-field index on expiresAt is not declared (firestore.indexes.json).
+   */
+  async expiredIds(now: Date, limit: number): Promise<string[]> {
+    const snapshot = await this.messages.where("expiresAt", "<=", Timestamp.fromDate(now)).orderBy("expiresAt").select().limit(limit).get();
+    return snapshot.docs.map((doc) => doc.id);
+  }
+
+  /**
+   * Deletes the given messages if they are expired at `now` (decideExpiry, on what this transaction
+   * read), and writes a `message_expired` notice for each that was never acknowledged, in one
+   * transaction: several sweepers (relay instances, the scheduled function) may find the same message,
+   * and only the one whose transaction commits first deletes it and writes its notice. Returns the
+   * notices written and how many messages were deleted. `sweepId` is minted by the caller, outside
+   * the transaction: an attempt the SDK retries after it did commit finds the messages gone and its own
+   * notices there, and returns them.
+   */
+  async expire(messageIds: string[], now: Date, sweepId: string): Promise<{ deleted: number; notices: ExpiryNotice[] }> {
+    if (messageIds.length === 0) return { deleted: 0, notices: [] };
+    const messageRefs = messageIds.map((id) => this.messages.doc(id));
+    const noticeRefs = messageIds.map((id) => this.expiries.doc(id));
+    return this.db.runTransaction(async (tx) => {
+      const snapshots = await tx.getAll(...messageRefs, ...noticeRefs);
+      const written: ExpiryNotice[] = [];
+      let deleted = 0;
+      messageIds.forEach((messageId, index) => {
+        const stored = snapshots[index]!.data() as StoredMessage | undefined;
+        const existing = snapshots[messageIds.length + index]!.data() as ExpiryNotice | undefined;
+        const outcome = decideExpiry(stored, existing, now, sweepId);
+        if (outcome === "ours") written.push(existing!);
+        if (outcome === "gone" || outcome === "ours") return;
+        tx.delete(messageRefs[index]!);
+        deleted += 1;
+        if (outcome === "delete-and-notify") {
+          const notice: ExpiryNotice = { messageId, senderId: stored!.senderId, receiverId: stored!.receiverId, expiredAt: stored!.expiresAt!, sweepId };
+          tx.create(noticeRefs[index]!, notice);
+          written.push(notice);
+        }
+      });
+      return { deleted, notices: written };
+    });
+  }
+
+  /** The `message_expired` notices a sender has not acknowledged yet, oldest expiry first. */
+  async expiryNoticesFor(senderId: string): Promise<ExpiryNotice[]> {
+    const snapshot = await this.expiries.where("senderId", "==", senderId).limit(NOTICES_PER_CONNECTION).get();
+    return snapshot.docs.map((doc) => doc.data() as ExpiryNotice).sort((a, b) => a.expiredAt.toMillis() - b.expiredAt.toMillis());
+  }
+
+  /** The sender acknowledged a `message_expired` notice: it is deleted, never sent again. Anyone else's ack changes nothing. */
+  async acknowledgeExpiryNotice(senderId: string, messageId: string): Promise<boolean> {
+    const ref = this.expiries.doc(messageId);
+    const snapshot = await ref.get();
+    const notice = snapshot.data() as ExpiryNotice | undefined;
+    if (!notice || !canAcknowledgeExpiryNotice(senderId, notice)) return false;
+    try {
+      await ref.delete({ lastUpdateTime: snapshot.updateTime! });
+    } catch (error) {
+      // Deleted by another socket's acknowledgement in between: that one counted.
+      if (firestoreCodeOf(error) !== FIRESTORE_CODES.FAILED_PRECONDITION && firestoreCodeOf(error) !== FIRESTORE_CODES.NOT_FOUND) throw error;
+      return false;
+    }
+    return true;
   }
 }
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AppError } from "../shared/errors";
 import { isoTime, succeeded } from "../shared/responses";
 import { BASE64_TEXT, base64Text, idOf, queryCount, text } from "../shared/validation";
+import { MAX_EXPIRES_IN_SECONDS, MIN_EXPIRES_IN_SECONDS } from "./expiry";
 import { MAX_SEQUENCE_JUMP, MAX_SEQUENCE_NUMBER } from "./sequence";
 
 /** Signal's per-message limit: 96 KiB of ciphertext (as the base64 text the client sends). */
@@ -41,6 +42,15 @@ export const sendMessageSchema = z.object({
     .optional()
     .describe(
       `Greater than the pair's last (else 409 REPLAY_DETECTED) and at most ${MAX_SEQUENCE_JUMP} greater (else 400 VALIDATION_ERROR with details.lastSequenceNumber), stored as sent; absent, the server assigns last + 1`,
+    ),
+  expiresInSeconds: z
+    .number({ error: "must be a number" })
+    .int("must be an integer")
+    .min(MIN_EXPIRES_IN_SECONDS, `must be at least ${MIN_EXPIRES_IN_SECONDS}`)
+    .max(MAX_EXPIRES_IN_SECONDS, `must be at most ${MAX_EXPIRES_IN_SECONDS}`)
+    .optional()
+    .describe(
+      "A disappearing message: from server time + this many seconds (the record's `expiresAt`) it is in no history, count or backlog and is never delivered, and it is deleted; if it expired before its receiver acknowledged it, the sender gets `message_expired`. Part of the content a retry must repeat",
     ),
 });
 export type SendMessageInput = z.infer<typeof sendMessageSchema>;
@@ -82,6 +92,9 @@ export const messageRecordSchema = z.object({
   sequenceNumber: z.number().int().min(1).describe("Per ordered pair (sender → receiver)"),
   timestamp: isoTime().describe("Server time of storage"),
   clientTimestamp: z.string().describe("The sender's `timestamp`, byte for byte"),
+  expiresAt: isoTime()
+    .optional()
+    .describe("Only on a disappearing message (sent with `expiresInSeconds`): `timestamp` + that many seconds. From then on the message is gone"),
 });
 
 export const sendMessageResponseSchema = succeeded({
@@ -99,5 +112,5 @@ export const sendMessageDuplicateResponseSchema = sendMessageResponseSchema.exte
 export const historyResponseSchema = succeeded({
   messages: z.array(messageRecordSchema).describe("One page, in ascending time"),
   hasMore: z.boolean().describe("Older messages exist"),
-  total: z.number().int().min(0).describe("All messages of the conversation"),
+  total: z.number().int().min(0).describe("All messages of the conversation, expired ones not counted"),
 });

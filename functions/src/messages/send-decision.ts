@@ -3,6 +3,7 @@ import { AppError, errors } from "../shared/errors";
 import { conversationIdOf } from "../shared/ids";
 import { rateLimited, takeToken, type RateLimitDecision } from "../shared/rate-limit";
 import type { MessageDraft, StoredMessage } from "./record";
+import { expiresAtMsOf, isExpired } from "./expiry";
 import { isRetryOf } from "./retry";
 import { sequenceNumberFor } from "./sequence";
 
@@ -127,11 +128,16 @@ export function decideLateSend(state: LateSendState, draft: MessageDraft, now: D
   return retriedMessage(state, draft, now.getTime()) ?? refuse(timestampTooOld());
 }
 
-/** The message stored under the draft's nonce, if the nonce is still remembered and the draft retries it. */
+/**
+ * The message stored under the draft's nonce, if the nonce is still remembered and the draft retries it.
+ * A disappearing message that has expired is not answered again (whether or not its document is deleted
+ * yet, so the answer does not depend on the sweep's timing): its nonce stays used, 409 REPLAY_DETECTED.
+ */
 function retriedMessage(state: LateSendState, draft: MessageDraft, nowMs: number): Extract<SendDecision, { kind: "retry" }> | undefined {
   const { nonce, nonceMessage } = state;
   if (!nonce || nonce.senderId !== draft.senderId || nonce.expiresAt.toMillis() <= nowMs) return undefined;
-  return nonceMessage && isRetryOf(draft, nonceMessage) ? { kind: "retry", messageId: nonce.messageId, message: nonceMessage } : undefined;
+  if (!nonceMessage || isExpired(nonceMessage, new Date(nowMs))) return undefined;
+  return isRetryOf(draft, nonceMessage) ? { kind: "retry", messageId: nonce.messageId, message: nonceMessage } : undefined;
 }
 
 /** The pair's send-rate bucket, as the shared token bucket sees it (a burst, refilled at a steady rate). */
@@ -145,6 +151,8 @@ function takeSendToken(pair: PairCounter | undefined, nowMs: number, rate: SendR
 /** The one place a send's fields become the stored document. */
 function storedMessageOf(draft: MessageDraft, sequenceNumber: number, timestampMs: number): StoredMessage {
   const { sent } = draft;
+  // From the stored timestamp, so that expiresAt - timestamp is exactly what was asked (retry.ts compares it).
+  const expiresAtMs = expiresAtMsOf(timestampMs, sent.expiresInSeconds);
   return {
     senderId: draft.senderId,
     receiverId: sent.receiverId,
@@ -158,6 +166,7 @@ function storedMessageOf(draft: MessageDraft, sequenceNumber: number, timestampM
     sequenceNumber,
     timestamp: Timestamp.fromMillis(timestampMs),
     clientTimestamp: sent.timestamp,
+    ...(expiresAtMs === undefined ? {} : { expiresAt: Timestamp.fromMillis(expiresAtMs) }),
     deliveredAt: null,
   };
 }

@@ -6,7 +6,8 @@ import type { UserEvents } from "./events";
 /**
  * Acknowledgements and receipts. The first acknowledgement of a message (by any socket of its receiver,
  * on any instance) marks it delivered and sends the sender one `message_delivered`; later ones change
- * nothing. Key-exchange notices are marked delivered the same way, without a receipt.
+ * nothing. Key-exchange notices are marked delivered the same way, without a receipt; an acknowledged
+ * `message_expired` notice is deleted (only its sender's acknowledgement counts).
  */
 export function createAcknowledgements(messages: MessageRepository, keyExchanges: KeyExchangeService, events: UserEvents, clock: Clock) {
   return {
@@ -19,6 +20,10 @@ export function createAcknowledgements(messages: MessageRepository, keyExchanges
         receiverId,
         deliveredAt: delivered.deliveredAt.toISOString(),
       });
+    },
+
+    async messageExpired(senderId: string, messageId: string): Promise<void> {
+      await messages.acknowledgeExpiryNotice(senderId, messageId);
     },
 
     keyExchange(userId: string, exchangeId: string, what: "request" | "response"): Promise<void> {

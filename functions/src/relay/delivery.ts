@@ -1,6 +1,9 @@
 import type { KeyExchangeService } from "../keyexchange/service";
+import { isRecordExpired } from "../messages/expiry";
+import { messageExpiredEvent } from "../messages/expiry-sweep";
 import type { MessageRecord } from "../messages/record";
-import { compareDeliveryCursors, deliveryCursorOf, type DeliveryCursor, type MessageRepository } from "../messages/repository";
+import { compareDeliveryCursors, deliveryCursorOf, type BacklogPage, type DeliveryCursor, type MessageRepository } from "../messages/repository";
+import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
 import type { Acknowledgements } from "./acknowledgements";
@@ -21,6 +24,10 @@ import type { RelayServer, RelaySocket } from "./schema";
  *   later ones are left to the next page, which is read after they committed and so finds them.
  *   Between pages the same rule applies at once. After the last page everything offered is sent.
  * Repeats (a message both in a page and offered) are dropped by id.
+ *
+ * A disappearing message is sent only before its expiresAt (read from the injected clock at the moment
+ * of sending): the backlog query leaves expired ones out, and a routed event that arrives late, or a
+ * held one sent after its page, is dropped here. Its sender hears of it through `message_expired`.
  */
 
 /** Messages read per backlog page. */
@@ -53,6 +60,7 @@ export class SocketDelivery {
     private readonly userId: string,
     private readonly messages: MessageRepository,
     private readonly logger: Logger,
+    private readonly clock: Clock,
     private readonly onAcknowledge: (messageId: string) => Promise<void>,
   ) {}
 
@@ -76,9 +84,11 @@ export class SocketDelivery {
       if (this.stopped) return;
       const page = await this.readPage();
       if (page === undefined) return;
-      for (const record of page) this.send(record, { backlog: true });
-      if (page.length > 0) this.cursor = deliveryCursorOf(page[page.length - 1]!);
-      const last = page.length < BACKLOG_PAGE_SIZE;
+      for (const record of page.records) this.send(record, { backlog: true });
+      // The cursor moves past expired messages too (they were read, not sent), and `last` is whether the
+      // query ran out, not how many were sent: a page of expired messages is not the end of the backlog.
+      if (page.cursor) this.cursor = page.cursor;
+      const last = page.last;
       const held = this.heldDuringPage.sort((x, y) => compareDeliveryCursors(deliveryCursorOf(x), deliveryCursorOf(y)));
       this.heldDuringPage = [];
       for (const record of held) {
@@ -99,9 +109,12 @@ export class SocketDelivery {
     if (this.unacknowledged.size < BACKLOG_WINDOW / 2) this.windowOpened?.();
   }
 
-  /** A key-exchange notice: sent once per socket, marked delivered when acknowledged. */
-  sendKeyExchange(type: "key_exchange_request" | "key_exchange_response", payload: Record<string, unknown>, onAcknowledge: () => void): void {
-    if (this.stopped || !this.remember(`${type}:${String(payload.exchangeId)}`)) return;
+  /**
+   * A durable notice (key exchange, `message_expired`): sent once per socket (`key` names it), marked
+   * delivered when acknowledged, read again on the next connection until then.
+   */
+  sendNotice(type: NoticeType, key: string, payload: Record<string, unknown>, onAcknowledge: () => void): void {
+    if (this.stopped || !this.remember(`${type}:${key}`)) return;
     this.socket.emit(type, payload as never, onAcknowledge);
   }
 
@@ -116,6 +129,8 @@ export class SocketDelivery {
   }
 
   private send(record: MessageRecord, { backlog = false } = {}): void {
+    // Never delivered from expiresAt on: not a routed event arriving late, not one held during a page.
+    if (isRecordExpired(record, this.clock.now())) return;
     if (!this.remember(record.id)) return;
     if (backlog) this.unacknowledged.add(record.id);
     this.socket.emit("message_received", record, () => {
@@ -142,12 +157,12 @@ export class SocketDelivery {
   }
 
   /** One page; a failed read is retried, and if the database stays busy the socket's transport is dropped so the client reconnects. */
-  private async readPage(): Promise<MessageRecord[] | undefined> {
+  private async readPage(): Promise<BacklogPage | undefined> {
     this.pageInFlight = true;
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.cursor);
+          return await this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.clock.now(), this.cursor);
         } catch (error) {
           if (this.stopped) return undefined;
           if (attempt >= PAGE_RETRY_MS.length) {
@@ -165,6 +180,9 @@ export class SocketDelivery {
   }
 }
 
+/** The events that are durable notices: sent per socket, acknowledged with the ack callback. */
+type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired";
+
 /** The room of a user's sockets on this instance: the relay's only way of finding them. */
 export const userRoom = (userId: string) => `user:${userId}`;
 
@@ -177,13 +195,14 @@ export interface DeliveryDeps {
   keyExchanges: KeyExchangeService;
   acknowledgements: Acknowledgements;
   logger: Logger;
+  clock: Clock;
 }
 
 /**
  * Delivery on this instance: each authenticated socket is in its user's room and has a SocketDelivery;
  * the instance's event feed hands every event here, and it goes to the sockets in its user's room.
  */
-export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger }: DeliveryDeps) {
+export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock }: DeliveryDeps) {
   const deliveries = new Map<string, SocketDelivery>();
 
   function* socketsOf(userId: string): Generator<RelaySocket> {
@@ -196,10 +215,19 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
 
   function sendKeyExchange(socket: RelaySocket, userId: string, type: "key_exchange_request" | "key_exchange_response", payload: Record<string, unknown>) {
     const exchangeId = String(payload.exchangeId);
-    deliveries.get(socket.id)?.sendKeyExchange(type, payload, () => {
+    deliveries.get(socket.id)?.sendNotice(type, exchangeId, payload, () => {
       acknowledgements
         .keyExchange(userId, exchangeId, type === "key_exchange_request" ? "request" : "response")
         .catch((error: Error) => logger.warn("key exchange acknowledgement failed", { userId, exchangeId, error }));
+    });
+  }
+
+  function sendMessageExpired(socket: RelaySocket, userId: string, payload: Record<string, unknown>) {
+    const messageId = String(payload.messageId);
+    deliveries.get(socket.id)?.sendNotice("message_expired", messageId, payload, () => {
+      acknowledgements
+        .messageExpired(userId, messageId)
+        .catch((error: Error) => logger.warn("message_expired acknowledgement failed", { userId, messageId, error }));
     });
   }
 
@@ -207,7 +235,7 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     /** Puts an authenticated socket in its user's room (synchronous: see authentication.ts). */
     attach(socket: RelaySocket, userId: string): void {
       void socket.join(userRoom(userId));
-      const delivery = new SocketDelivery(socket, userId, messages, logger, (messageId) => acknowledgements.message(userId, messageId));
+      const delivery = new SocketDelivery(socket, userId, messages, logger, clock, (messageId) => acknowledgements.message(userId, messageId));
       deliveries.set(socket.id, delivery);
     },
 
@@ -216,12 +244,16 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       return deliveries.has(socket.id);
     },
 
-    /** What the user is owed since before this socket: pending key-exchange notices, then the message backlog. */
+    /**
+     * What the user is owed since before this socket: pending key-exchange notices, unacknowledged
+     * `message_expired` notices (oldest expiry first), then the message backlog.
+     */
     async deliverOwed(socket: RelaySocket, userId: string): Promise<void> {
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
         for (const owed of await keyExchanges.undeliveredEvents(userId)) sendKeyExchange(socket, userId, owed.type, owed.payload);
+        for (const notice of await messages.expiryNoticesFor(userId)) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
@@ -252,6 +284,8 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
         }
       } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
         for (const socket of socketsOf(event.userId)) sendKeyExchange(socket, event.userId, event.type, event.payload);
+      } else if (event.type === "message_expired") {
+        for (const socket of socketsOf(event.userId)) sendMessageExpired(socket, event.userId, event.payload);
       } else if (FORWARDED_EVENTS.has(event.type)) {
         io.to(userRoom(event.userId)).emit(event.type as "typing_indicator", event.payload as never);
       }

@@ -14,9 +14,9 @@ import type { MessageRouting, RoutedMessage, UserEventPublisher, UserEventType }
  * - `message_received` is written by the transaction that stores the message (routeMessage below), so a
  *   message is routed to exactly the instances that registered the receiver before it committed; a
  *   connection registering later finds the message with its backlog query (relay/delivery.ts).
- * - Everything else (typing, presence changes, receipts, key-exchange notices, session revocations) is
- *   published after its own write. Durable ones (key exchanges) are also read from their own collection
- *   on connection, until acknowledged. An instance in the publishing process (`deliverLocally`) gets its
+ * - Everything else (typing, presence changes, receipts, key-exchange and `message_expired` notices,
+ *   session revocations) is published after its own write. Durable ones (key exchanges, expiry notices)
+ *   are also read from their own collection on connection, until acknowledged. An instance in the publishing process (`deliverLocally`) gets its
  *   events handed over directly: a receipt or typing event between two users of one instance then costs
  *   no feed write and no listener round trip (on the emulator, every feed write is matched against the
  *   listener's whole result set).

@@ -6,6 +6,7 @@ import type { Authenticate } from "../auth/authenticate";
 import type { SessionStore } from "../auth/sessions";
 import type { AppConfig } from "../config";
 import type { KeyExchangeService } from "../keyexchange/service";
+import { MESSAGE_EXPIRY_SWEEP_MS, runExpirySweepEvery, type MessageExpirySweep } from "../messages/expiry-sweep";
 import type { MessageRepository } from "../messages/repository";
 import { checkContentSize, sendMessageSchema } from "../messages/schema";
 import type { MessageSender } from "../messages/send";
@@ -33,6 +34,8 @@ import { createTyping } from "./typing";
  * - authentication.ts  the handshake token or `authenticate`, once per socket, presence before `authenticated`
  * - delivery.ts        backlog by query, then messages routed to this instance, once per socket
  * - acknowledgements.ts  acks mark messages delivered and send the sender's receipt
+ * - the message expiry sweep (messages/expiry-sweep.ts), run here so a connected sender hears of an
+ *   expired message within MESSAGE_EXPIRY_SWEEP_MS, wherever the relay runs
  * - typing.ts, presence.ts, limits.ts, shutdown.ts
  * - event-feed.ts, events.ts  the instance's one Firestore listener, and how events are addressed to it
  * Nothing depends on sender and receiver sharing a process: see events.ts and messages/repository.ts.
@@ -48,6 +51,8 @@ export interface RelayDeps {
   sessions: Pick<SessionStore, "guard">;
   sender: MessageSender;
   messages: MessageRepository;
+  /** Deletes expired disappearing messages and tells their senders (run every `expirySweepMs`). */
+  messageExpiry: MessageExpirySweep;
   keyExchanges: KeyExchangeService;
   users: UserRepository;
   events: UserEvents;
@@ -60,6 +65,8 @@ export interface RelayOptions {
   presenceTiming?: PresenceTiming;
   /** How often the event feed's listener is replaced by a fresh one (event-feed.ts). */
   eventFeedRollMs?: number;
+  /** How often this instance sweeps expired messages (default MESSAGE_EXPIRY_SWEEP_MS; 0: never). */
+  expirySweepMs?: number;
 }
 
 export interface RelayStats {
@@ -83,7 +90,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges } = deps;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -102,10 +109,14 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   await presence.start();
   const connectedUsers = new ConnectedUsers(presence, logger);
   const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock);
-  const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger });
+  const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock });
   const eventFeed = followInstanceEvents(events, instanceId, logger, delivery.handleEvent, options.eventFeedRollMs);
   const stopLocalEvents = events.deliverLocally(instanceId, delivery.handleEvent);
   const typing = createTyping(users, events, config.rateLimits.typing, clock);
+  // Every instance sweeps: with several, the sweep's transactions make each expiry happen once
+  // (messages/repository.ts expire); more instances only make the notice come sooner.
+  const expirySweepMs = options.expirySweepMs ?? MESSAGE_EXPIRY_SWEEP_MS;
+  const expirySweep = expirySweepMs > 0 ? runExpirySweepEvery(messageExpiry, expirySweepMs, logger) : undefined;
   let closing = false;
 
   const authentication = createSocketAuthentication({
@@ -229,6 +240,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     }),
     async close({ handOff = false } = {}) {
       closing = true;
+      await expirySweep?.stop();
       stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });
     },

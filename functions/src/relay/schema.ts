@@ -33,6 +33,12 @@ export const messageDeliveredSchema = z.object({
   deliveredAt: isoTime(),
 });
 
+export const messageExpiredSchema = z.object({
+  messageId: idOf("msg"),
+  receiverId: idOf("user"),
+  delivered: z.literal(false).describe("Always false: the receiver never acknowledged the message before it expired"),
+});
+
 export const presenceEventSchema = z.object({
   userId: idOf("user"),
   status: z.enum(["online", "offline"]),
@@ -129,6 +135,12 @@ export const SERVER_EVENTS = {
     clientAcks: true,
   },
   message_delivered: { description: "To the sender, when the receiver first acknowledges.", payload: messageDeliveredSchema },
+  message_expired: {
+    description:
+      "To the sender, when a disappearing message (sent with `expiresInSeconds`) reached its `expiresAt` before its receiver acknowledged it; it is deleted and will never be delivered. At once if the sender is connected (within the expiry sweep's 15 s), else on their next connection; once per socket. Acknowledge with the ack callback: acknowledged, it never comes again; unacknowledged, it comes again on the next connection.",
+    payload: messageExpiredSchema,
+    clientAcks: true,
+  },
   key_exchange_request: {
     description: "To the target of a key exchange, at once or when they next connect. Acknowledge with the ack callback.",
     payload: keyExchangeRequestEventSchema,

@@ -21,7 +21,12 @@ import type { Firestore } from "firebase-admin/firestore";
  * messages/{messageId}               senderId, receiverId, conversationId (both ids sorted, "__"),
  *                                     encryptedContent, iv, authTag, nonce, signature, messageType,
  *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt,
- *                                     acknowledgementId (the first acknowledgement's, with deliveredAt)
+ *                                     acknowledgementId (the first acknowledgement's, with deliveredAt),
+ *                                     expiresAt (TTL; only on disappearing messages: messages/expiry.ts)
+ * messageExpiries/{messageId}         senderId, receiverId, messageId, expiredAt, sweepId: a
+ *                                     `message_expired` notice the sender has not acknowledged yet
+ *                                     (written with the message's deletion, messages/expiry-sweep.ts;
+ *                                     deleted on acknowledgement)
  * pairCounters/{senderId__receiverId} lastSequence, lastTimestampMs, tokens, tokensAtMs: the pair's
  *                                     sequence counter and its send-rate bucket, advanced in the
  *                                     same transaction that stores the message
@@ -73,6 +78,7 @@ export const COLLECTIONS = {
   sessions: "sessions",
   rateLimits: "rateLimits",
   messages: "messages",
+  messageExpiries: "messageExpiries",
   pairCounters: "pairCounters",
   nonces: "nonces",
   relayEvents: "relayEvents",
@@ -88,6 +94,7 @@ export const COLLECTIONS = {
 export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[keyof typeof COLLECTIONS]; field: "expiresAt" }> = [
   { collectionGroup: COLLECTIONS.sessions, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.rateLimits, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.messages, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.nonces, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.relayEvents, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.relayInstances, field: "expiresAt" },
@@ -97,6 +104,7 @@ export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[k
 /** The gRPC status codes Firestore errors carry in `code`, by name (the ones this backend reacts to). */
 export const FIRESTORE_CODES = {
   DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
   ALREADY_EXISTS: 6,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,

@@ -52,6 +52,9 @@ export const canDeleteFile = (userId: string, file: FileParties): boolean => fil
 /** Only its receiver acknowledges a message, marking it delivered. */
 export const canAcknowledgeMessage = (userId: string, message: Addressed): boolean => message.receiverId === userId;
 
+/** Only the sender a `message_expired` notice went to acknowledges it. */
+export const canAcknowledgeExpiryNotice = (userId: string, notice: { senderId: string }): boolean => notice.senderId === userId;
+
 /** An exchange is seen by its two participants, by nobody else. */
 export const canSeeExchange = (userId: string, exchange: ExchangeParties): boolean =>
   exchange.initiatorId === userId || exchange.targetId === userId;

@@ -11,6 +11,7 @@ export type UserEventType =
   | "user_online"
   | "user_offline"
   | "message_delivered"
+  | "message_expired"
   | "key_exchange_request"
   | "key_exchange_response"
   | "session_revoked"
