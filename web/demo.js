@@ -8,7 +8,12 @@ export const SCRIPT = {
   aliceToBob: "Hello Bob! Only you can read this: the server sees ciphertext.",
   bobToAlice: "Hi Alice, read you loud and clear (sent over the socket).",
   file: { name: "meeting-notes.txt", text: "Meeting at noon, room 4.\nBring the keys, not the locks.\n" },
+  disappearing: "This one disappears: from both screens and from the server, a few seconds from now.",
+  onceFile: { name: "one-time-code.txt", text: "4 8 15 16 23 42\nThe server deletes this file once Bob has downloaded it.\n" },
 };
+
+/** How long the ephemeral part's messages live: the least the contract allows. */
+const DISAPPEAR_SECONDS = 5;
 
 const api = createApiClient({ baseUrl: `${location.origin}/api` });
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -97,6 +102,7 @@ class Person {
       ack();
       this.onMessage(record).catch((error) => this.emit("failure", error));
     });
+    this.socket.on("file_deleted", (event) => this.emit("file_deleted", event));
   }
 
   async addContact(other) {
@@ -149,17 +155,21 @@ class Person {
     this.emit("session", session);
   }
 
-  /** A text message, over REST or the socket; both answer with the record the server stored. */
-  async sendText(text, via = "rest") {
-    const body = await e2e.sealMessage(this.identity, this.session, this.peer.id, text);
+  /** A text message, over REST or the socket; both answer with the record the server stored. `expiresInSeconds` makes it disappear. */
+  async sendText(text, via = "rest", { expiresInSeconds } = {}) {
+    const body = { ...(await e2e.sealMessage(this.identity, this.session, this.peer.id, text)), ...(expiresInSeconds ? { expiresInSeconds } : {}) };
     const record = via === "rest" ? (await this.api.sendMessage(body)).message : (await emitChecked(this.socket, "send_message", body)).message;
     this.decrypted.set(record.id, text);
     this.render({ direction: "out", record, text, verified: true, via });
     return record;
   }
 
-  /** A file: encrypted and signed here, uploaded as opaque bytes; its name travels inside an encrypted message. */
-  async sendFile(name, bytes) {
+  /**
+   * A file: encrypted and signed here, uploaded as opaque bytes; its name travels inside an encrypted message.
+   * With `deleteAfterDownload` the server deletes it after the receiver's first complete download; with
+   * `expiresInSeconds` its announcement disappears.
+   */
+  async sendFile(name, bytes, { deleteAfterDownload = false, expiresInSeconds } = {}) {
     const sealed = await e2e.sealFile(this.identity, this.session, bytes);
     const { file } = await this.api.uploadFile({
       receiverId: this.peer.id,
@@ -168,9 +178,11 @@ class Person {
       authTag: sealed.authTag,
       signature: sealed.signature,
       encryptedData: new Blob([sealed.ciphertext]),
+      ...(deleteAfterDownload ? { deleteAfterDownload: "true" } : {}),
     });
     const announcement = JSON.stringify({ fileId: file.fileId, name, size: bytes.length });
-    const body = await e2e.sealMessage(this.identity, this.session, this.peer.id, announcement, "file");
+    const sealedAnnouncement = await e2e.sealMessage(this.identity, this.session, this.peer.id, announcement, "file");
+    const body = { ...sealedAnnouncement, ...(expiresInSeconds ? { expiresInSeconds } : {}) };
     const { message: record } = await this.api.sendMessage(body);
     this.decrypted.set(record.id, `File: ${name}`);
     this.decrypted.set(file.fileId, new TextDecoder().decode(bytes));
@@ -206,8 +218,11 @@ class Person {
     node.dataset.direction = direction;
     node.dataset.kind = file ? "file" : "text";
     node.dataset.messageId = record.id;
+    if (record.expiresAt) node.dataset.expiresAt = record.expiresAt;
     const who = direction === "out" ? `to ${this.peer.name}` : `from ${this.peer.name}`;
-    $(".meta", node).textContent = `${who} · #${record.sequenceNumber}${via === "socket" ? " · via socket" : ""} · ${verified ? "signature ✓" : "unsigned"}`;
+    const disappears = record.expiresAt ? ` · disappears at ${new Date(record.expiresAt).toLocaleTimeString()}` : "";
+    const once = file?.record.deleteAfterDownload ? " · deleted after one download" : "";
+    $(".meta", node).textContent = `${who} · #${record.sequenceNumber}${via === "socket" ? " · via socket" : ""} · ${verified ? "signature ✓" : "unsigned"}${disappears}${once}`;
     $(".plain", node).textContent = text;
     const stored = file ? e2e.toBase64(file.ciphertext) : record.encryptedContent;
     $(".cipher", node).textContent = short(stored, 160);
@@ -228,6 +243,17 @@ class Person {
       preview.textContent = new TextDecoder().decode(file.bytes);
     }
     $(".chat", this.panel).append(node);
+  }
+
+  /** Takes disappearing messages whose time is up off the screen, as a client should (the server already has). */
+  removeExpired(now = Date.now()) {
+    for (const node of this.panel.querySelectorAll(".message[data-expires-at]")) {
+      if (Date.parse(node.dataset.expiresAt) > now) continue;
+      const note = document.createElement("p");
+      note.className = "vanished";
+      note.textContent = `A disappearing ${node.dataset.kind === "file" ? "file announcement" : "message"} vanished.`;
+      node.replaceWith(note);
+    }
   }
 
   enableCompose() {
@@ -293,6 +319,43 @@ async function showServerCopy(alice, bob) {
   $("#server-copy").hidden = false;
 }
 
+/**
+ * What the server lets a sender leave behind less of: a message that disappears, and a file deleted once
+ * its receiver has it. Runs after the server-copy table, which shows what stays.
+ */
+async function ephemeralContent(alice, bob) {
+  const disappearing = bob.next("message");
+  const sent = await alice.step(`Send a message that disappears in ${DISAPPEAR_SECONDS} s`, () =>
+    alice.sendText(SCRIPT.disappearing, "rest", { expiresInSeconds: DISAPPEAR_SECONDS }),
+  );
+  await bob.step("Receive and decrypt it before it expires", () => disappearing);
+
+  const onceArrived = bob.next("file");
+  const deleted = alice.next("file_deleted");
+  const onceFile = await alice.step(`Upload ${SCRIPT.onceFile.name}, deleted after one download`, () =>
+    alice.sendFile(SCRIPT.onceFile.name, new TextEncoder().encode(SCRIPT.onceFile.text), { deleteAfterDownload: true, expiresInSeconds: DISAPPEAR_SECONDS }),
+  );
+  await bob.step("Download and decrypt it: the server then deletes it", () => onceArrived);
+  await alice.step("Told file_deleted (downloaded); the file now answers 410 FILE_GONE", async () => {
+    const event = await deleted;
+    if (event.fileId !== onceFile.fileId || event.reason !== "downloaded") throw new Error(`Unexpected file_deleted: ${JSON.stringify(event)}`);
+    const answer = await alice.api.getFileMeta(onceFile.fileId).then(
+      () => undefined,
+      (error) => error,
+    );
+    if (answer?.code !== "FILE_GONE") throw new Error(`The file still answers: ${answer ? answer.code : "200"}`);
+  });
+
+  await alice.step("Wait until both have expired: gone from history and from both screens", async () => {
+    const { messages } = await alice.api.getHistory(bob.user.id, { limit: 100 });
+    const lastExpiry = Math.max(Date.parse(sent.expiresAt), ...messages.filter((record) => record.expiresAt).map((record) => Date.parse(record.expiresAt)));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastExpiry - Date.now()) + 250));
+    const after = await alice.api.getHistory(bob.user.id, { limit: 100 });
+    if (after.messages.some((record) => record.expiresAt)) throw new Error("A disappearing message is still in the history");
+    for (const person of [alice, bob]) person.removeExpired();
+  });
+}
+
 let people = [];
 
 async function run() {
@@ -333,6 +396,7 @@ async function run() {
     await alice.step(`Encrypt and upload ${SCRIPT.file.name}`, () => alice.sendFile(SCRIPT.file.name, new TextEncoder().encode(SCRIPT.file.text)));
     await bob.step("Download, verify and decrypt the file", () => fileArrived);
     await showServerCopy(alice, bob);
+    await ephemeralContent(alice, bob);
   })();
   await Promise.race([script, failure]);
   for (const person of people) person.enableCompose();
