@@ -4,6 +4,7 @@ import { messageExpiredEvent } from "../messages/expiry-sweep";
 import type { MessageRecord } from "../messages/record";
 import { compareDeliveryCursors, deliveryCursorOf, type BacklogPage, type DeliveryCursor, type MessageRepository } from "../messages/repository";
 import type { Clock } from "../shared/clock";
+import { ConcurrencyLimit } from "../shared/concurrency-limit";
 import { errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
 import type { Acknowledgements } from "./acknowledgements";
@@ -37,6 +38,14 @@ export const BACKLOG_PAGE_SIZE = 100;
  * 10,000 waiting costs this many records of memory, not 10,000. Messages arriving live are not held back.
  */
 export const BACKLOG_WINDOW = 200;
+/**
+ * Reads of what connecting sockets are owed (key-exchange and expiry notices, backlog pages) running at
+ * once on an instance. A reconnect storm (a deploy, a network blip) otherwise opens a Firestore stream per
+ * socket at the same moment; measured with 5,000 sockets connecting 100 at a time, those reads left about
+ * 20 KiB of resident memory per socket behind (bench:relay capacity). Each read takes milliseconds, so a
+ * socket waits little for its turn.
+ */
+const CONCURRENT_OWED_READS = 4;
 /** Ids remembered per socket to drop repeats (a message both in a page and routed; a re-read feed). */
 const RECENT_IDS = 1000;
 const PAGE_RETRY_MS = [250, 1000, 4000];
@@ -62,6 +71,8 @@ export class SocketDelivery {
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly onAcknowledge: (messageId: string) => Promise<void>,
+    /** Backlog reads take a turn in the instance's limit (createDelivery). */
+    private readonly inTurn: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
   ) {}
 
   /** A message routed to this instance for the socket's user. */
@@ -162,7 +173,7 @@ export class SocketDelivery {
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.clock.now(), this.cursor);
+          return await this.inTurn(() => this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.clock.now(), this.cursor));
         } catch (error) {
           if (this.stopped) return undefined;
           if (attempt >= PAGE_RETRY_MS.length) {
@@ -204,6 +215,8 @@ export interface DeliveryDeps {
  */
 export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock }: DeliveryDeps) {
   const deliveries = new Map<string, SocketDelivery>();
+  const owedReads = new ConcurrencyLimit(CONCURRENT_OWED_READS);
+  const inTurn = <T>(read: () => Promise<T>) => owedReads.run(read);
 
   function* socketsOf(userId: string): Generator<RelaySocket> {
     const namespace = io.of("/");
@@ -235,7 +248,7 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     /** Puts an authenticated socket in its user's room (synchronous: see authentication.ts). */
     attach(socket: RelaySocket, userId: string): void {
       void socket.join(userRoom(userId));
-      const delivery = new SocketDelivery(socket, userId, messages, logger, clock, (messageId) => acknowledgements.message(userId, messageId));
+      const delivery = new SocketDelivery(socket, userId, messages, logger, clock, (messageId) => acknowledgements.message(userId, messageId), inTurn);
       deliveries.set(socket.id, delivery);
     },
 
@@ -252,8 +265,8 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
-        for (const owed of await keyExchanges.undeliveredEvents(userId)) sendKeyExchange(socket, userId, owed.type, owed.payload);
-        for (const notice of await messages.expiryNoticesFor(userId)) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
+        for (const owed of await inTurn(() => keyExchanges.undeliveredEvents(userId))) sendKeyExchange(socket, userId, owed.type, owed.payload);
+        for (const notice of await inTurn(() => messages.expiryNoticesFor(userId))) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
