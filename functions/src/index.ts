@@ -87,30 +87,28 @@ export const api = onRequest(apiOptions, (req, res) => {
   app(req, res);
 });
 
+/** A scheduled job's settings: one instance at a time, no retries (the next run picks up what is left). */
+function scheduled(schedule: string, timeoutSeconds: number) {
+  return { schedule, region: REGION, memory: "256MiB" as const, timeoutSeconds, retryCount: 0, maxInstances: 1, concurrency: 1 };
+}
+
+/** What every scheduled job works with; events reach users' sockets through the relay's feeds. */
+function scheduledJobDeps() {
+  initializeFirebase();
+  const db = getFirestore();
+  return { db, events: new UserEvents(db, systemClock), logger: createLogger({ level: "info" }) };
+}
+
 /**
  * Expired files (each one's own expiresAt; its uploader told `file_deleted`) and orphans (blob without
  * record, record without blob): see files/cleanup.ts. One sweep
  * at a time (a manual run never overlaps the scheduled one); it needs no JWT secret.
  */
-export const cleanupFiles = onSchedule(
-  {
-    schedule: "every 1 hours",
-    region: REGION,
-    memory: "256MiB",
-    timeoutSeconds: 540,
-    retryCount: 0,
-    maxInstances: 1,
-    concurrency: 1,
-  },
-  async () => {
-    initializeFirebase();
-    const logger = createLogger({ level: "info" });
-    const db = getFirestore();
-    // Uploaders hear `file_deleted` through the relay's feeds, wherever their sockets are.
-    const events = new UserEvents(db, systemClock);
-    await createFileCleanup({ db, blobs: projectBlobStore(), events, clock: systemClock, logger }).run();
-  },
-);
+export const cleanupFiles = onSchedule(scheduled("every 1 hours", 540), async () => {
+  const { db, events, logger } = scheduledJobDeps();
+  // Uploaders hear `file_deleted` through the relay's feeds, wherever their sockets are.
+  await createFileCleanup({ db, blobs: projectBlobStore(), events, clock: systemClock, logger }).run();
+});
 
 /**
  * Expired disappearing messages that their receiver never acknowledged: deleted, and their senders told
@@ -119,21 +117,7 @@ export const cleanupFiles = onSchedule(
  * messages are left to the TTL policy on messages.expiresAt. Overlapping runs (a slow one, the
  * relay's) are safe: each expiry is one transaction.
  */
-export const expireMessages = onSchedule(
-  {
-    schedule: "every 1 minutes",
-    region: REGION,
-    memory: "256MiB",
-    timeoutSeconds: 50,
-    retryCount: 0,
-    maxInstances: 1,
-    concurrency: 1,
-  },
-  async () => {
-    initializeFirebase();
-    const logger = createLogger({ level: "info" });
-    const db = getFirestore();
-    const events = new UserEvents(db, systemClock);
-    await new MessageExpirySweep(new MessageRepository(db, events), events, systemClock, logger, { purgeDelivered: false }).run();
-  },
-);
+export const expireMessages = onSchedule(scheduled("every 1 minutes", 50), async () => {
+  const { db, events, logger } = scheduledJobDeps();
+  await new MessageExpirySweep(new MessageRepository(db, events), events, systemClock, logger, { purgeDelivered: false }).run();
+});

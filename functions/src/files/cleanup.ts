@@ -1,6 +1,7 @@
 import type { Firestore } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import type { Logger } from "../shared/logger";
+import { repeatEvery } from "../shared/periodic";
 import type { UserEventPublisher } from "../shared/user-events";
 import { FILE_BLOB_PREFIX, fileIdOfBlobKey, type BlobStore } from "./blob-store";
 import { FileRemoval } from "./removal";
@@ -105,28 +106,11 @@ export function createFileCleanup(deps: { db: Firestore; blobs: BlobStore; event
   return new FileCleanup(files, removal, deps.blobs, deps.clock, deps.logger);
 }
 
-/**
- * The local stack's stand-in for the scheduled function: runs the cleanup every `intervalMs`, one run at
- * a time. A failed run is logged and the next one tries again; stop() waits for a run in progress.
- */
+/** The local stack's stand-in for the scheduled function: runs the cleanup every `intervalMs`. */
 export function runCleanupEvery(cleanup: FileCleanup, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    running ??= cleanup
-      .run()
-      .then(
-        () => undefined,
-        (error: Error) => logger.error("file cleanup failed", { error: { name: error.name, message: error.message } }),
-      )
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return repeatEvery(
+    intervalMs,
+    () => cleanup.run(),
+    (error) => logger.error("file cleanup failed", { error: { name: error.name, message: error.message } }),
+  );
 }

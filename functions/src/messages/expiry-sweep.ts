@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../shared/clock";
 import type { Logger } from "../shared/logger";
+import { repeatEvery } from "../shared/periodic";
 import type { UserEventPublisher } from "../shared/user-events";
 import type { ExpiryNotice, MessageRepository } from "./repository";
 
@@ -97,29 +98,11 @@ export function messageExpiredEvent(notice: Pick<ExpiryNotice, "messageId" | "re
   return { messageId: notice.messageId, receiverId: notice.receiverId, delivered: false as const };
 }
 
-/**
- * Runs the sweep every `intervalMs`, one run at a time (the relay's and the local stack's stand-in for
- * the scheduled function, and a faster one). A failed run is logged and the next one tries again;
- * stop() waits for a run in progress.
- */
+/** Runs the sweep every `intervalMs` (the relay's and the local stack's stand-in for the scheduled function, and a faster one). */
 export function runExpirySweepEvery(sweep: MessageExpirySweep, intervalMs: number, logger: Logger): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    running ??= sweep
-      .run()
-      .then(
-        () => undefined,
-        (error: Error) => logger.warn("message expiry sweep failed", { error: { name: error.name, message: error.message } }),
-      )
-      .finally(() => {
-        running = undefined;
-      });
-  }, intervalMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return repeatEvery(
+    intervalMs,
+    () => sweep.run(),
+    (error) => logger.warn("message expiry sweep failed", { error: { name: error.name, message: error.message } }),
+  );
 }
