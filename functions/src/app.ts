@@ -115,7 +115,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   app.use("/api", limits.perAddress); // after CORS, so a browser can read a 429
   // Who is asking, then how often they have asked (README "Rate limits"); a Router chains the two.
   const gates: Gates = {
-    session: Router().use(requireAuth(services.tokens, services.sessions), limits.perUser),
+    session: Router().use(requireAuth(services.authenticate), limits.perUser),
     token: Router().use(requireToken(services.tokens), limits.perUser),
     limits,
   };

@@ -1,8 +1,7 @@
 import type { Request, RequestHandler, Response } from "express";
 import { setCaller } from "../shared/caller";
 import { errors } from "../shared/errors";
-import { createAuthenticator, verifyToken, type Authentication } from "./authenticate";
-import type { SessionStore } from "./sessions";
+import { verifyToken, type Authenticate, type Authentication } from "./authenticate";
 import type { AccessTokens } from "./tokens";
 
 export { caller } from "../shared/caller";
@@ -18,9 +17,8 @@ export function requireToken(tokens: AccessTokens): RequestHandler {
   };
 }
 
-/** Requires a valid access token whose session is still active (authenticate.ts). */
-export function requireAuth(tokens: AccessTokens, sessions: SessionStore): RequestHandler {
-  const authenticate = createAuthenticator(tokens, sessions);
+/** Requires a valid access token whose session is still active: the app's one `authenticate` (authenticate.ts), the relay's too. */
+export function requireAuth(authenticate: Authenticate): RequestHandler {
   return async (req, res, next) => {
     admit(res, await authenticate(bearerHeader(req)));
     next();

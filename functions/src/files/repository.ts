@@ -71,11 +71,6 @@ export class FileRepository {
     });
   }
 
-  async find(fileId: string): Promise<StoredFile | undefined> {
-    const snapshot = await this.files.doc(fileId).get();
-    return snapshot.exists ? (snapshot.data() as StoredFile) : undefined;
-  }
-
   /** The record and the tombstone under one id, in one round trip (at most one of them exists). */
   async findWithTombstone(fileId: string): Promise<{ file: StoredFile | undefined; tombstone: FileTombstone | undefined }> {
     const [file, tombstone] = await this.db.getAll(this.files.doc(fileId), this.tombstones.doc(fileId));

@@ -10,7 +10,7 @@ export const TEXT_PARTS = ["receiverId", "filename", "iv", "authTag", "signature
 
 /** The shortest lifetime a file may ask for. */
 export const MIN_FILE_LIFETIME_SECONDS = 60;
-const DAY_SECONDS = 24 * 60 * 60;
+export const DAY_SECONDS = 24 * 60 * 60;
 /** The longest lifetime by default: FILE_TTL_DAYS's default (config.ts), which is what the document shows. */
 export const DEFAULT_MAX_FILE_LIFETIME_SECONDS = 30 * DAY_SECONDS;
 

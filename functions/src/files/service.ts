@@ -11,7 +11,7 @@ import { fileAccess, lifetimeMsOf } from "./lifecycle";
 import { toFileRecord, type FileRecord } from "./presenters";
 import type { FileRemoval } from "./removal";
 import type { FileRepository, StoredFile } from "./repository";
-import { uploadInputOf } from "./schema";
+import { DAY_SECONDS, uploadInputOf } from "./schema";
 import { fullQuotaRefusal } from "./upload-decision";
 
 export interface FilePolicy {
@@ -25,7 +25,6 @@ export interface FilePolicy {
 /** Reads the upload form, handing its file part to the sink as it arrives (multipart.ts). */
 export type FormReader = (sink: FileSink) => Promise<ParsedForm>;
 
-const DAY_SECONDS = 24 * 60 * 60;
 
 export interface FileServiceDeps {
   files: FileRepository;

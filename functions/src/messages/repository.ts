@@ -228,11 +228,11 @@ export class MessageRepository {
       .orderBy(FieldPath.documentId());
     if (cursor) query = query.startAfter(Timestamp.fromMillis(cursor.timestampMs), cursor.sequenceNumber, cursor.id);
     const snapshot = await query.limit(limit).get();
-    const read = snapshot.docs.map((doc) => ({ record: toMessageRecord(doc.id, doc.data() as StoredMessage), stored: doc.data() as StoredMessage }));
+    const read = snapshot.docs.map((doc) => ({ id: doc.id, stored: doc.data() as StoredMessage }));
     const lastRead = read[read.length - 1];
     return {
-      records: read.filter(({ stored }) => !isExpired(stored, now)).map(({ record }) => record),
-      cursor: lastRead ? deliveryCursorOf(lastRead.record) : undefined,
+      records: read.filter(({ stored }) => !isExpired(stored, now)).map(({ id, stored }) => toMessageRecord(id, stored)),
+      cursor: lastRead ? { timestampMs: lastRead.stored.timestamp.toMillis(), sequenceNumber: lastRead.stored.sequenceNumber, id: lastRead.id } : undefined,
       last: read.length < limit,
     };
   }

@@ -19,6 +19,8 @@ import type { RelaySocket } from "./schema";
 export interface AuthenticationDeps {
   /** The API's own check of a token and its session (auth/authenticate.ts). */
   authenticate: Authenticate;
+  /** The session's second look, after presence is registered (the token was verified the first time). */
+  sessionIsActive(sessionId: string, userId: string): Promise<boolean>;
   limits: SocketLimits;
   connectedUsers: ConnectedUsers;
   logger: Logger;
@@ -70,7 +72,7 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     await connectedUsers.add(claims.userId);
 
     // A logout that read presence before this instance was listed cannot reach us through the feed: look again.
-    await sessionOf(rawToken);
+    if (!(await deps.sessionIsActive(claims.sessionId, claims.userId))) throw errors.sessionEnded();
     if (!socket.connected || deps.isClosing()) return;
     deps.attach(socket, claims.userId);
     socket.emit("authenticated", { userId: claims.userId });

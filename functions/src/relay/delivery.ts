@@ -265,8 +265,10 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
-        for (const owed of await inTurn(() => keyExchanges.undeliveredEvents(userId))) sendKeyExchange(socket, userId, owed.type, owed.payload);
-        for (const notice of await inTurn(() => messages.expiryNoticesFor(userId))) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
+        // Both notice lists in one turn: a socket of a reconnect storm queues once for them, not twice.
+        const [exchanges, expiries] = await inTurn(async () => [await keyExchanges.undeliveredEvents(userId), await messages.expiryNoticesFor(userId)] as const);
+        for (const owed of exchanges) sendKeyExchange(socket, userId, owed.type, owed.payload);
+        for (const notice of expiries) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });

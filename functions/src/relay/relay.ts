@@ -48,7 +48,7 @@ export interface RelayDeps {
   logger: Logger;
   authenticate: Authenticate;
   /** A send checks its session inside its own transaction. */
-  sessions: Pick<SessionStore, "guard">;
+  sessions: Pick<SessionStore, "guard" | "isActive">;
   sender: MessageSender;
   messages: MessageRepository;
   /** Deletes expired disappearing messages and tells their senders (run every `expirySweepMs`). */
@@ -120,6 +120,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   let closing = false;
 
   const authentication = createSocketAuthentication({
+    sessionIsActive: (sessionId, userId) => sessions.isActive(sessionId, userId),
     authenticate,
     limits,
     connectedUsers,

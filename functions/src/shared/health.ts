@@ -1,6 +1,7 @@
 import type { Firestore } from "firebase-admin/firestore";
 import { z } from "zod";
 import { AppError, toEnvelope } from "./errors";
+import { withDeadline } from "./http";
 import { operationOf, type OperationGroup } from "./operations";
 import { errorEnvelopeSchema, isoTime, succeeded } from "./responses";
 
@@ -54,10 +55,7 @@ export const healthOperations: OperationGroup<HealthDeps> = {
 
 async function firestoreAnswers(db: Firestore): Promise<boolean> {
   try {
-    await Promise.race([
-      db.collection("health").limit(1).get(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), FIRESTORE_TIMEOUT_MS).unref()),
-    ]);
+    await withDeadline(db.collection("health").limit(1).get(), FIRESTORE_TIMEOUT_MS);
     return true;
   } catch {
     return false;
