@@ -12,7 +12,7 @@ export interface AddContactRequest {
 export interface AddContactResponse {
   success: true;
   contact: {
-    /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     username: string;
     /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -23,7 +23,7 @@ export interface AddContactResponse {
 }
 
 export interface AuthenticatedEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -33,7 +33,7 @@ export interface AuthenticatePayload {
 }
 
 export interface BlockUserRequest {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -56,7 +56,7 @@ export interface ChangePasswordResponse {
 }
 
 export interface Contact {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   username: string;
   /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -76,7 +76,7 @@ export interface DoneResponse {
 
 export interface ErrorBody {
   /** Stable; the table is in docs/API.md */
-  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "FILE_GONE" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "TOO_MANY_DEVICES" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "FILE_GONE" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
   /** For people; never echoes submitted values */
   message: string;
   /** `field` names the offending field of a validation error */
@@ -91,18 +91,18 @@ export interface ErrorEnvelope {
 }
 
 export interface FileDeletedEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   fileId: string;
   /** `downloaded`: the receiver's first complete download of a `deleteAfterDownload` file; `expired`: its `expiresAt` passed */
   reason: "downloaded" | "expired";
 }
 
 export interface FileRecord {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   /**
    * The same value as `id`
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   fileId: string;
   /** The original name, sanitized; display metadata only */
@@ -120,10 +120,10 @@ export interface FileRecord {
   signature: string;
   /**
    * Always the authenticated uploader
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   uploaderId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** format: date-time */
   uploadedAt: string;
@@ -188,7 +188,7 @@ export interface GetProfileResponse {
 }
 
 export interface InitiateKeyExchangeRequest {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   targetUserId: string;
   /**
    * A fresh ECDH key: PEM SPKI EC public key on P-256 or P-384 (a response on the initiator's curve)
@@ -204,7 +204,7 @@ export interface InitiateKeyExchangeRequest {
 
 export interface InitiateKeyExchangeResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   status: "pending";
   /** format: date-time */
@@ -215,7 +215,7 @@ export interface InitiateKeyExchangeResponse {
 
 export interface JoinRoomAck {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -224,11 +224,11 @@ export interface JoinRoomPayload {
 }
 
 export interface KeyExchange {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   initiatorId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   targetId: string;
   /** `expired`: pending past its expiry; `superseded`: a newer exchange between the same pair started */
   status: "pending" | "completed" | "superseded" | "expired";
@@ -245,11 +245,11 @@ export interface KeyExchange {
 }
 
 export interface KeyExchangeRequestEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * The initiator
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   fromUserId: string;
   /** PEM SPKI EC public key, exactly as sent */
@@ -263,11 +263,11 @@ export interface KeyExchangeRequestEvent {
 }
 
 export interface KeyExchangeResponseEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * The target, who responded
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   fromUserId: string;
   /** PEM SPKI EC public key, exactly as sent */
@@ -281,7 +281,7 @@ export interface ListBlockedUsersResponse {
   success: true;
   /** In the order they were blocked */
   users: {
-    /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     username: string;
   }[];
@@ -311,6 +311,11 @@ export interface LoginRequest {
   email: string;
   /** minLength: 1 */
   password: string;
+  /**
+   * This device's name in the account's device list (1 to 64 characters); default derived from the User-Agent, e.g. `Chrome on macOS`
+   * minLength: 1; maxLength: 64
+   */
+  deviceName?: string;
 }
 
 export interface LoginResponse {
@@ -321,6 +326,8 @@ export interface LoginResponse {
   refreshToken: string;
   /** Seconds until `token` expires */
   expiresIn: number;
+  /** This session's device (`dev_…`): GET /devices lists it, DELETE /devices/:deviceId ends it */
+  deviceId: string;
   user: Profile;
   contacts: Contact[];
 }
@@ -335,23 +342,23 @@ export interface LogoutAllResponse {
 }
 
 export interface MessageAckPayload {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
 }
 
 export interface MessageDeliveredEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** format: date-time */
   deliveredAt: string;
 }
 
 export interface MessageExpiredEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** Always false: the receiver never acknowledged the message before it expired */
   delivered: false;
@@ -360,20 +367,20 @@ export interface MessageExpiredEvent {
 export interface MessageRecord {
   /**
    * Server-minted; the client deduplicates by it
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   id: string;
   /**
    * The same value as `id` (the guide's socket examples call it messageId)
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   messageId: string;
   /**
    * Always the authenticated sender
-   * pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
    */
   senderId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** Exactly as sent: never decoded, re-encoded or trimmed */
   encryptedContent: string;
@@ -410,7 +417,7 @@ export interface OkAck {
 }
 
 export interface PresenceEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
   status: "online" | "offline";
   /** format: date-time */
@@ -418,7 +425,7 @@ export interface PresenceEvent {
 }
 
 export interface Profile {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   /** Lower-cased at registration */
   email: string;
@@ -432,7 +439,7 @@ export interface Profile {
 }
 
 export interface PublicUser {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   username: string;
   /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -475,6 +482,11 @@ export interface RegisterRequest {
    * maxLength: 1024
    */
   publicKey: string;
+  /**
+   * This device's name in the account's device list (1 to 64 characters); default derived from the User-Agent, e.g. `Chrome on macOS`
+   * minLength: 1; maxLength: 64
+   */
+  deviceName?: string;
 }
 
 export interface RegisterResponse {
@@ -485,8 +497,10 @@ export interface RegisterResponse {
   refreshToken: string;
   /** Seconds until `token` expires */
   expiresIn: number;
+  /** This session's device (`dev_…`): GET /devices lists it, DELETE /devices/:deviceId ends it */
+  deviceId: string;
   user: {
-    /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     /** Lower-cased at registration */
     email: string;
@@ -499,7 +513,7 @@ export interface RegisterResponse {
 }
 
 export interface RespondKeyExchangeRequest {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * A fresh ECDH key: PEM SPKI EC public key on P-256 or P-384 (a response on the initiator's curve)
@@ -515,7 +529,7 @@ export interface RespondKeyExchangeRequest {
 
 export interface RespondKeyExchangeResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   confirmed: true;
   status: "completed";
@@ -537,7 +551,7 @@ export interface SendMessageAck {
 
 export interface SendMessageDuplicateResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
   /** format: date-time */
   timestamp: string;
@@ -549,7 +563,7 @@ export interface SendMessageDuplicateResponse {
 }
 
 export interface SendMessageRequest {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /**
    * Base64 ciphertext, at most 98304 characters (413 PAYLOAD_TOO_LARGE beyond)
@@ -585,7 +599,7 @@ export interface SendMessageRequest {
 
 export interface SendMessageResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
   /** format: date-time */
   timestamp: string;
@@ -595,15 +609,15 @@ export interface SendMessageResponse {
 }
 
 export interface TypingIndicatorEvent {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   fromUserId: string;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   toUserId: string;
   isTyping: boolean;
 }
 
 export interface TypingPayload {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   contactId: string;
 }
 
@@ -612,7 +626,7 @@ export interface UnblockUserResponse {
 }
 
 export interface UploadFileRequest {
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** minLength: 1; maxLength: 1024 */
   filename: string;
@@ -635,7 +649,7 @@ export interface UploadFileRequest {
 
 export interface UploadFileResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   fileId: string;
   downloadUrl: string;
   /** format: date-time */
@@ -709,7 +723,7 @@ export type GetHistoryQuery = {
   limit?: number;
   /** minimum: 0; maximum: 1000; default: 0 */
   offset?: number;
-  /** pattern: ^(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
   before?: string;
 };
 

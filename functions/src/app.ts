@@ -61,7 +61,7 @@ export function createServices(deps: AppDeps) {
   const users = new UserRepository(db);
   // The relay's side of the user-event ports (shared/user-events.ts) that capabilities publish through.
   const events = new UserEvents(db, clock);
-  const sessions = createSessionStore(db, clock, config.jwt, events);
+  const sessions = createSessionStore(db, clock, { ...config.jwt, maxDevices: config.maxDevicesPerAccount }, events);
   const tokens = createAccessTokens(config.jwt, clock);
   const authenticate = createAuthenticator(tokens, sessions);
   const presence = new FirestorePresenceDirectory(db, clock);

@@ -45,6 +45,8 @@ const envSchema = z.object({
   REFRESH_TOKEN_TTL_SECONDS: intFrom(30 * 86_400, 300, 365 * 86_400),
   // A session's absolute lifetime from login: refresh never extends it past this.
   SESSION_MAX_AGE_SECONDS: intFrom(90 * 86_400, 300, 5 * 365 * 86_400),
+  // Signed-in devices (sessions) one account may hold at once; one more login answers 409 TOO_MANY_DEVICES.
+  MAX_DEVICES_PER_ACCOUNT: intFrom(10, 1, 100),
   BCRYPT_COST: intFrom(12, 4, 15),
   PASSWORD_WORKERS: intFrom(Math.min(availableParallelism(), MAX_DEFAULT_PASSWORD_WORKERS), 1, 64),
   CORS_ORIGINS: listFrom("http://localhost:5173"),
@@ -130,6 +132,8 @@ function configOf(mode: RuntimeMode, vars: z.output<typeof envSchema>, secret: s
       /** A session's absolute lifetime since login; refresh never extends it past this. */
       sessionMaxAgeSeconds: vars.SESSION_MAX_AGE_SECONDS,
     },
+    /** Signed-in devices per account (CONTRACT.md "Devices"). */
+    maxDevicesPerAccount: vars.MAX_DEVICES_PER_ACCOUNT,
     bcryptCost: vars.BCRYPT_COST,
     /** Worker threads that hash and check passwords (auth/passwords.ts), so the event loop never does. */
     passwordWorkers: vars.PASSWORD_WORKERS,

@@ -37,7 +37,7 @@ export const authOperations: OperationGroup<AuthRouteDeps> = {
       body: registerSchema,
       success: { status: 201, description: "Registered and logged in", schema: registerResponseSchema },
       errors: ["EMAIL_TAKEN", "USERNAME_TAKEN"],
-      handle: ({ body }, { auth }) => auth.register(body),
+      handle: ({ body, req }, { auth }) => auth.register(body, req.get("user-agent")),
     }),
     operation({
       operationId: "login",
@@ -50,8 +50,8 @@ export const authOperations: OperationGroup<AuthRouteDeps> = {
       // Throttled inside the flow (auth/service.ts): the buckets depend on the account and the outcome.
       body: loginSchema,
       success: { status: 200, description: "Logged in, with the caller's contacts", schema: loginResponseSchema },
-      errors: ["UNAUTHORIZED", "RATE_LIMITED"],
-      handle: ({ body, req }, { auth }) => auth.login(body, requestContext(req).ip),
+      errors: ["UNAUTHORIZED", "RATE_LIMITED", "TOO_MANY_DEVICES"],
+      handle: ({ body, req }, { auth }) => auth.login(body, requestContext(req).ip, req.get("user-agent")),
     }),
     operation({
       operationId: "refresh",

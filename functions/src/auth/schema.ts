@@ -29,11 +29,19 @@ export const publicKeySchema = text()
   .refine((pem) => parseEcPublicKeyPem(pem) !== undefined, "must be a PEM SPKI EC public key on P-256 or P-384")
   .describe("The identity key: PEM SPKI (`-----BEGIN PUBLIC KEY-----`) EC public key on P-256 or P-384, stored exactly as sent");
 
+/** What the device's owner calls it in the device list; omitted, it is derived from the User-Agent. */
+export const deviceNameSchema = text()
+  .trim()
+  .min(1, "must be 1 to 64 characters")
+  .max(64, "must be 1 to 64 characters")
+  .describe("This device's name in the account's device list (1 to 64 characters); default derived from the User-Agent, e.g. `Chrome on macOS`");
+
 export const registerSchema = z.object({
   email: emailSchema,
   username: usernameSchema,
   password: passwordSchema,
   publicKey: publicKeySchema,
+  deviceName: deviceNameSchema.optional(),
 });
 export type RegisterInput = z.infer<typeof registerSchema>;
 
@@ -48,6 +56,7 @@ const presentedPasswordSchema = text()
 export const loginSchema = z.object({
   email: emailSchema,
   password: presentedPasswordSchema,
+  deviceName: deviceNameSchema.optional(),
 });
 export type LoginInput = z.infer<typeof loginSchema>;
 
@@ -68,8 +77,9 @@ const sessionTokens = {
   refreshToken: z.string().describe("Opaque, single use: POST /auth/refresh rotates it"),
   expiresIn: z.number().int().describe("Seconds until `token` expires"),
 };
-export const registerResponseSchema = succeeded({ ...sessionTokens, user: profileSchema.omit({ lastLogin: true }) });
-export const loginResponseSchema = succeeded({ ...sessionTokens, user: profileSchema, contacts: z.array(contactSchema) });
+const deviceIdField = { deviceId: z.string().describe("This session's device (`dev_…`): GET /devices lists it, DELETE /devices/:deviceId ends it") };
+export const registerResponseSchema = succeeded({ ...sessionTokens, ...deviceIdField, user: profileSchema.omit({ lastLogin: true }) });
+export const loginResponseSchema = succeeded({ ...sessionTokens, ...deviceIdField, user: profileSchema, contacts: z.array(contactSchema) });
 export const refreshResponseSchema = succeeded(sessionTokens);
 export const logoutResponseSchema = doneResponseSchema;
 export const logoutAllResponseSchema = succeeded({

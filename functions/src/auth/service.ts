@@ -7,6 +7,7 @@ import { enforce, type FirestoreRateLimiter } from "../shared/rate-limit";
 import { toProfile } from "../users/presenters";
 import type { UserRepository } from "../users/repository";
 import type { UserService } from "../users/service";
+import { defaultDeviceName } from "./device-name";
 import type { PasswordHasher } from "./passwords";
 import type { ChangePasswordInput, LoginInput, RefreshInput, RegisterInput } from "./schema";
 import type { SessionStore } from "./sessions";
@@ -29,13 +30,14 @@ export interface AuthServiceDeps {
 export class AuthService {
   constructor(private readonly deps: AuthServiceDeps) {}
 
-  private async startSession(userId: string) {
-    const { sessionId, refreshToken } = await this.deps.sessions.create(userId);
+  private async startSession(userId: string, deviceName: string) {
+    const { sessionId, deviceId, refreshToken } = await this.deps.sessions.create(userId, deviceName);
     const { token, expiresIn } = this.deps.tokens.issue({ userId, sessionId });
-    return { token, refreshToken, expiresIn };
+    return { token, refreshToken, expiresIn, deviceId };
   }
 
-  async register(input: RegisterInput) {
+  /** `userAgent` names the device when the request does not. */
+  async register(input: RegisterInput, userAgent?: string) {
     const { users, passwords, clock } = this.deps;
     const user = await users.create({
       id: newId("user"),
@@ -45,7 +47,7 @@ export class AuthService {
       publicKey: input.publicKey,
       createdAt: clock.now(),
     });
-    const tokens = await this.startSession(user.id);
+    const tokens = await this.startSession(user.id, input.deviceName ?? defaultDeviceName(userAgent));
     const { lastLogin: _lastLogin, ...profile } = toProfile(user);
     return { ...tokens, user: profile };
   }
@@ -65,7 +67,7 @@ export class AuthService {
     enforce(await limiter.consume(`login:account:${email}`, loginThrottle.perAccount));
   }
 
-  async login(input: LoginInput, ip: string) {
+  async login(input: LoginInput, ip: string, userAgent?: string) {
     const { users, passwords, clock } = this.deps;
     await this.countPasswordAttempt(input.email, ip);
 
@@ -75,9 +77,10 @@ export class AuthService {
       : await passwords.verifyAgainstDummy(input.password);
     if (!user || !valid) throw new AppError("UNAUTHORIZED", INVALID_CREDENTIALS);
 
+    // The session first: a login refused for too many devices records nothing.
+    const tokens = await this.startSession(user.id, input.deviceName ?? defaultDeviceName(userAgent));
     const now = clock.now();
     await users.recordLogin(user.id, now);
-    const tokens = await this.startSession(user.id);
     const contacts = await this.deps.userService.contacts(user.id);
     return { ...tokens, user: toProfile({ ...user, lastLogin: now }), contacts };
   }

@@ -1,9 +1,10 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import { COLLECTIONS } from "../shared/firestore";
-import { isIdOf, newId } from "../shared/ids";
+import { AppError } from "../shared/errors";
+import { deviceIdOf, isIdOf, newId, sessionIdOfDevice } from "../shared/ids";
 import type { UserEventPublisher } from "../shared/user-events";
 
 /**
@@ -14,11 +15,21 @@ import type { UserEventPublisher } from "../shared/user-events";
  * only refused (the session id is in every access token, so it must not be a switch that ends sessions).
  * A session lives `refreshTokenTtlSeconds` past its last refresh, and never longer than
  * `sessionMaxAgeSeconds` past its creation.
+ *
+ * A session is also a device (CONTRACT.md "Devices"): it carries the device's name, and its id with the
+ * `dev_` prefix is the device id (shared/ids.ts). The user's document lists the devices that may still be
+ * live (`deviceIds`, at most `maxDevices`): sessions add themselves in the transaction that creates them,
+ * which is where the cap is enforced, and leave when they are revoked. An expired session stays listed
+ * until the next login prunes it. Delivery reads that list (messages/repository.ts).
  */
 
 interface SessionRecord {
   userId: string;
+  /** What the device's owner calls it (CONTRACT.md: 1 to 64 characters). Absent on sessions from before devices. */
+  deviceName?: string;
   createdAt: Timestamp;
+  /** When the device last logged in or refreshed its token. */
+  lastActiveAt?: Timestamp;
   expiresAt: Timestamp;
   revokedAt: Timestamp | null;
   revokeReason?: string;
@@ -36,7 +47,7 @@ export const REMEMBERED_SECRETS = 100;
 /** Firestore's limit on the writes of one batch. */
 const BATCH_WRITES = 500;
 
-export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refresh_token_reuse";
+export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refresh_token_reuse" | "device_removed";
 
 /**
  * A session check that a caller runs inside its own transaction, reading the session document with
@@ -49,7 +60,8 @@ export interface SessionGuard {
 }
 
 export interface SessionStore {
-  create(userId: string): Promise<{ sessionId: string; refreshToken: string }>;
+  /** Starts a session on a new device; refused with TOO_MANY_DEVICES when the account has `maxDevices` live ones. */
+  create(userId: string, deviceName: string): Promise<{ sessionId: string; deviceId: string; refreshToken: string }>;
   /** True when the session exists, belongs to the user, is not revoked and has not expired. */
   isActive(sessionId: string, userId: string): Promise<boolean>;
   guard(sessionId: string, userId: string): SessionGuard;
@@ -64,7 +76,15 @@ export interface SessionLifetimes {
   refreshTokenTtlSeconds: number;
   /** How long a session may live at all, refreshed or not. */
   sessionMaxAgeSeconds: number;
+  /** Live sessions (devices) one account may hold at once. */
+  maxDevices: number;
 }
+
+/** The field of a user's document listing its devices that may be live (see the header comment). */
+export const DEVICE_IDS_FIELD = "deviceIds";
+
+export const tooManyDevices = (max: number) =>
+  new AppError("TOO_MANY_DEVICES", `An account can have at most ${max} signed-in devices; remove one (DELETE /api/devices/:deviceId) or log out on one`, { maxDevices: max });
 
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 const newSecret = () => randomBytes(32).toString("base64url");
@@ -80,6 +100,11 @@ export function createSessionStore(
   events: UserEventPublisher,
 ): SessionStore {
   const sessions = db.collection(COLLECTIONS.sessions);
+  const users = db.collection(COLLECTIONS.users);
+  /** Takes ended sessions off their user's device list. */
+  const forgetDevices = async (userId: string, sessionIds: string[]) => {
+    if (sessionIds.length > 0) await users.doc(userId).update({ [DEVICE_IDS_FIELD]: FieldValue.arrayRemove(...sessionIds.map(deviceIdOf)) });
+  };
   const maxAgeMs = lifetimes.sessionMaxAgeSeconds * 1000;
   /** The expiry of a session created at `createdAtMs`, refreshed now: never past its absolute end. */
   const expiryFor = (createdAtMs: number) =>
@@ -97,20 +122,36 @@ export function createSessionStore(
   };
 
   return {
-    async create(userId) {
+    async create(userId, deviceName) {
+      // Minted outside the transaction, so an attempt retried after it committed finds its own session.
       const sessionId = newId("sess");
+      const deviceId = deviceIdOf(sessionId);
       const secret = newSecret();
-      const now = clock.now();
-      const record: SessionRecord = {
-        userId,
-        createdAt: Timestamp.fromDate(now),
-        expiresAt: expiryFor(now.getTime()),
-        revokedAt: null,
-        refreshTokenHash: hashSecret(secret).toString("hex"),
-        previousRefreshTokenHashes: [],
-      };
-      await sessions.doc(sessionId).create(record);
-      return { sessionId, refreshToken: `${sessionId}.${secret}` };
+      const ref = sessions.doc(sessionId);
+      const userRef = users.doc(userId);
+      await db.runTransaction(async (tx) => {
+        const [own, user] = await tx.getAll(ref, userRef);
+        if (own!.exists) return;
+        const listed = ((user!.get(DEVICE_IDS_FIELD) as string[] | undefined) ?? []).filter((id) => sessionIdOfDevice(id) !== undefined);
+        const listedSessions = listed.length === 0 ? [] : await tx.getAll(...listed.map((id) => sessions.doc(sessionIdOfDevice(id)!)));
+        const live = listed.filter((_, index) => activeFor(listedSessions[index]!, userId));
+        if (live.length >= lifetimes.maxDevices) throw tooManyDevices(lifetimes.maxDevices);
+        const now = clock.now();
+        const record: SessionRecord = {
+          userId,
+          deviceName,
+          createdAt: Timestamp.fromDate(now),
+          lastActiveAt: Timestamp.fromDate(now),
+          expiresAt: expiryFor(now.getTime()),
+          revokedAt: null,
+          refreshTokenHash: hashSecret(secret).toString("hex"),
+          previousRefreshTokenHashes: [],
+        };
+        tx.create(ref, record);
+        // The pruned list: expired sessions leave it here, so it never holds more than maxDevices.
+        tx.update(userRef, { [DEVICE_IDS_FIELD]: [...live, deviceId] });
+      });
+      return { sessionId, deviceId, refreshToken: `${sessionId}.${secret}` };
     },
 
     async isActive(sessionId, userId) {
@@ -145,6 +186,7 @@ export function createSessionStore(
             refreshTokenHash: nextHash,
             previousRefreshTokenHashes: [...previous, session.refreshTokenHash].slice(-REMEMBERED_SECRETS),
             expiresAt: expiryFor(session.createdAt.toMillis()),
+            lastActiveAt: Timestamp.fromDate(clock.now()),
           });
           return { kind: "rotated" as const, userId: session.userId };
         }
@@ -152,6 +194,7 @@ export function createSessionStore(
         if (session.refreshTokenHash === nextHash) return { kind: "rotated" as const, userId: session.userId };
         if (previous.some((hash) => sameHash(presented, hash))) {
           tx.update(ref, { revokedAt: Timestamp.fromDate(clock.now()), revokeReason: "refresh_token_reuse" });
+          tx.update(users.doc(session.userId), { [DEVICE_IDS_FIELD]: FieldValue.arrayRemove(deviceIdOf(sessionId)) });
           return { kind: "reused" as const, userId: session.userId };
         }
         return { kind: "invalid" as const };
@@ -166,6 +209,7 @@ export function createSessionStore(
 
     async revoke(sessionId, userId, reason) {
       await sessions.doc(sessionId).update({ revokedAt: Timestamp.fromDate(clock.now()), revokeReason: reason });
+      await forgetDevices(userId, [sessionId]);
       await announceRevoked(sessionId, userId);
     },
 
@@ -179,6 +223,7 @@ export function createSessionStore(
         for (const doc of ending.slice(start, start + BATCH_WRITES)) batch.update(doc.ref, { revokedAt, revokeReason: reason });
         await batch.commit();
       }
+      await forgetDevices(userId, ending.map((doc) => doc.id));
       await Promise.all(ending.map((doc) => announceRevoked(doc.id, userId)));
       return ending.length;
     },
