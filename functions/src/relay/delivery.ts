@@ -6,7 +6,9 @@ import { compareDeliveryCursors, deliveryCursorOf, type BacklogPage, type Delive
 import type { Clock } from "../shared/clock";
 import { ConcurrencyLimit } from "../shared/concurrency-limit";
 import { errors } from "../shared/errors";
+import { deviceIdOf } from "../shared/ids";
 import type { Logger } from "../shared/logger";
+import { isInAudience, type DeviceAudience } from "../shared/user-events";
 import type { Acknowledgements } from "./acknowledgements";
 import type { UserEvent } from "./events";
 import type { RelayServer, RelaySocket } from "./schema";
@@ -218,11 +220,12 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
   const owedReads = new ConcurrencyLimit(CONCURRENT_OWED_READS);
   const inTurn = <T>(read: () => Promise<T>) => owedReads.run(read);
 
-  function* socketsOf(userId: string): Generator<RelaySocket> {
+  /** The user's sockets here, those of the devices in `audience` only (all when absent). */
+  function* socketsOf(userId: string, audience?: DeviceAudience): Generator<RelaySocket> {
     const namespace = io.of("/");
     for (const socketId of namespace.adapter.rooms.get(userRoom(userId)) ?? []) {
       const socket = namespace.sockets.get(socketId);
-      if (socket) yield socket;
+      if (socket && isInAudience(deviceIdOf(socket.data.sessionId!), audience)) yield socket;
     }
   }
 
@@ -288,21 +291,23 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
 
     /** An event from the instance's feed. */
     handleEvent(event: UserEvent): void {
+      const { audience } = event;
       if (event.type === "message_received") {
-        for (const socket of socketsOf(event.userId)) deliveries.get(socket.id)?.offer(event.payload as MessageRecord);
+        for (const socket of socketsOf(event.userId, audience)) deliveries.get(socket.id)?.offer(event.payload as MessageRecord);
       } else if (event.type === "session_revoked") {
-        for (const socket of socketsOf(event.userId)) {
+        for (const socket of socketsOf(event.userId, audience)) {
           if (socket.data.sessionId !== event.payload.sessionId) continue;
           const { code, message } = errors.sessionEnded();
           socket.emit("auth_error", { code, message });
           socket.disconnect(true);
         }
       } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
-        for (const socket of socketsOf(event.userId)) sendKeyExchange(socket, event.userId, event.type, event.payload);
+        for (const socket of socketsOf(event.userId, audience)) sendKeyExchange(socket, event.userId, event.type, event.payload);
       } else if (event.type === "message_expired") {
-        for (const socket of socketsOf(event.userId)) sendMessageExpired(socket, event.userId, event.payload);
+        for (const socket of socketsOf(event.userId, audience)) sendMessageExpired(socket, event.userId, event.payload);
       } else if (FORWARDED_EVENTS.has(event.type)) {
-        io.to(userRoom(event.userId)).emit(event.type as "typing_indicator", event.payload as never);
+        if (!audience) io.to(userRoom(event.userId)).emit(event.type as "typing_indicator", event.payload as never);
+        else for (const socket of socketsOf(event.userId, audience)) socket.emit(event.type as "typing_indicator", event.payload as never);
       }
     },
 

@@ -1,7 +1,7 @@
 import { FieldValue, Timestamp, type DocumentSnapshot, type Firestore, type Transaction } from "firebase-admin/firestore";
 import type { Clock } from "../shared/clock";
 import { COLLECTIONS } from "../shared/firestore";
-import type { MessageRouting, RoutedMessage, UserEventPublisher, UserEventType } from "../shared/user-events";
+import type { DeviceAudience, MessageRouting, RoutedMessage, UserEventPublisher, UserEventType } from "../shared/user-events";
 
 /**
  * Events for connected users, carried through Firestore to whichever relay instances hold their sockets.
@@ -30,6 +30,8 @@ export interface UserEvent {
   userId: string;
   type: UserEventType;
   payload: Record<string, unknown>;
+  /** Which of the user's devices it is for (all when absent). */
+  audience?: DeviceAudience;
   /** Server time of the write. */
   createdAtMs: number;
 }
@@ -94,12 +96,12 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
     };
   }
 
-  async publish(userId: string, type: UserEventType, payload: Record<string, unknown>): Promise<void> {
-    await this.publishToMany([userId], type, payload);
+  async publish(userId: string, type: UserEventType, payload: Record<string, unknown>, audience?: DeviceAudience): Promise<void> {
+    await this.publishToMany([userId], type, payload, audience);
   }
 
   /** The same event for many users (presence fan-out): one write per (user, instance holding them). */
-  async publishToMany(userIds: string[], type: UserEventType, payload: Record<string, unknown>): Promise<void> {
+  async publishToMany(userIds: string[], type: UserEventType, payload: Record<string, unknown>, audience?: DeviceAudience): Promise<void> {
     if (userIds.length === 0) return;
     const presence = await this.db.getAll(...userIds.map((id) => this.presence.doc(id)));
     const writes: Array<{ userId: string; instanceId: string }> = [];
@@ -108,14 +110,14 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
       const userId = userIds[index]!;
       for (const instanceId of instancesIn(doc)) {
         const local = this.localInstances.get(instanceId);
-        if (local) local({ id: this.feedOf(instanceId).doc().id, userId, type, payload, createdAtMs: nowMs });
+        if (local) local({ id: this.feedOf(instanceId).doc().id, userId, type, payload, ...(audience ? { audience } : {}), createdAtMs: nowMs });
         else writes.push({ userId, instanceId });
       }
     });
     for (let start = 0; start < writes.length; start += BATCH_SIZE) {
       const batch = this.db.batch();
       for (const { userId, instanceId } of writes.slice(start, start + BATCH_SIZE)) {
-        batch.create(this.feedOf(instanceId).doc(), this.eventData(userId, type, payload, nowMs));
+        batch.create(this.feedOf(instanceId).doc(), this.eventData(userId, type, payload, nowMs, audience));
       }
       await batch.commit();
     }
@@ -139,6 +141,7 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
             userId: data.userId,
             type: data.type as UserEventType,
             payload: data.payload,
+            ...(data.audience ? { audience: data.audience as DeviceAudience } : {}),
             createdAtMs: (data.createdAt as Timestamp).toMillis(),
           });
         }
@@ -146,7 +149,14 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
       }, onError);
   }
 
-  private eventData(userId: string, type: UserEventType, payload: object, nowMs: number) {
-    return { userId, type, payload, createdAt: FieldValue.serverTimestamp(), expiresAt: Timestamp.fromMillis(nowMs + EVENT_TTL_MS) };
+  private eventData(userId: string, type: UserEventType, payload: object, nowMs: number, audience?: DeviceAudience) {
+    return {
+      userId,
+      type,
+      payload,
+      ...(audience ? { audience } : {}),
+      createdAt: FieldValue.serverTimestamp(),
+      expiresAt: Timestamp.fromMillis(nowMs + EVENT_TTL_MS),
+    };
   }
 }

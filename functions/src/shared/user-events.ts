@@ -17,9 +17,25 @@ export type UserEventType =
   | "session_revoked"
   | "file_deleted";
 
+/**
+ * Which of the user's devices (CONTRACT.md "Devices") an event is for: all of them when absent, one
+ * (`onlyDevice`), or all but one (`exceptDevice`, e.g. the device that caused the event).
+ */
+export interface DeviceAudience {
+  onlyDevice?: string;
+  exceptDevice?: string;
+}
+
+/** Whether a device is in an event's audience. */
+export function isInAudience(deviceId: string, audience: DeviceAudience | undefined): boolean {
+  if (!audience) return true;
+  if (audience.onlyDevice !== undefined && audience.onlyDevice !== deviceId) return false;
+  return audience.exceptDevice === undefined || audience.exceptDevice !== deviceId;
+}
+
 /** Publishes after the publisher's own write: the event only matters to sockets connected now. */
 export interface UserEventPublisher {
-  publish(userId: string, type: UserEventType, payload: Record<string, unknown>): Promise<void>;
+  publish(userId: string, type: UserEventType, payload: Record<string, unknown>, audience?: DeviceAudience): Promise<void>;
 }
 
 /** A stored message as routing needs it; the whole record is what the receiver's sockets get. */
