@@ -85,8 +85,15 @@ const waitFor = async (condition, what, timeoutMs = 30_000) => {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 };
-/** Lets the asynchronous tail of a phase (acknowledgements, receipts, listener changes) land before counting stops. */
-const quiet = () => new Promise((resolve) => setTimeout(resolve, 750));
+/** Lets the asynchronous tail of a phase (acknowledgements, receipts, listener changes) land: until no count moved for a second. */
+const quiet = async () => {
+  for (let last = ""; ; ) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const now = JSON.stringify(counts);
+    if (now === last) return;
+    last = now;
+  }
+};
 
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";

@@ -76,6 +76,11 @@ const MAX_ACK_ATTEMPTS = 5;
 /** The most notices read for one connection (each acknowledged one is deleted, so the rest come next time). */
 const NOTICES_PER_CONNECTION = 500;
 
+/** An update of a document deleted meanwhile (an expired message): nothing left to change. */
+const ignoreNotFound = (error: unknown) => {
+  if (firestoreCodeOf(error) !== FIRESTORE_CODES.NOT_FOUND) throw error;
+};
+
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
 
@@ -188,8 +193,8 @@ export class MessageRepository {
    * Returns the sender, the time and whether this was the first acknowledgement (the sender's
    * `message_delivered` goes with that one only); undefined when nothing changed.
    *
-   * Not a transaction: a read, then one write conditional on the document being unchanged since that
-   * read (O(1) whatever the number of devices). Acknowledgements come as fast as messages do, and a
+   * Not a transaction: a read, then one write (O(1) whatever the number of devices): conditional on the
+   * document being unchanged since that read while no device has acknowledged, unconditional after. Acknowledgements come as fast as messages do, and a
    * transaction would hold its read lock on the message across two round trips; under load (measured
    * on the emulator, 100 connected users) those locks queued behind each other until transactions timed out.
    */
@@ -207,21 +212,25 @@ export class MessageRepository {
       }
       // At or after expiresAt the message expired (undelivered, if no device acknowledged: its sender is told so): too late.
       if (!canStillBeAcknowledged(stored, at)) return undefined;
-      const first = stored.deliveredAt === null;
+      const leave = { pendingDevices: FieldValue.arrayRemove(...backlogKeysOf(deviceId)) };
+      if (stored.deliveredAt !== null) {
+        // Not the first: taking itself off commutes with every other device's acknowledgement, so no
+        // precondition (devices acknowledging together do not make each other retry). An update fails
+        // on a deleted (expired) message; one delivered already gets no notice either way.
+        await ref.update(leave).catch(ignoreNotFound);
+        return undefined;
+      }
       try {
-        // The precondition also orders this write against the expiry sweep's transaction: if the sweep
-        // deleted the message first, this fails and the re-read finds nothing; if this commits first,
-        // the sweep reads a delivered message and writes no notice. UNCLAIMED goes with the first device.
-        await ref.update(
-          {
-            pendingDevices: FieldValue.arrayRemove(...backlogKeysOf(deviceId)),
-            ...(first ? { deliveredAt: Timestamp.fromDate(at), acknowledgementId } : {}),
-          },
-          { lastUpdateTime: snapshot.updateTime! },
-        );
-        return first ? { senderId: stored.senderId, deliveredAt: at, first } : undefined;
+        // The first: conditional on the document being unchanged since the read, so exactly one device
+        // sets deliveredAt. The precondition also orders this write against the expiry sweep's
+        // transaction: if the sweep deleted the message first, this fails and the re-read finds nothing;
+        // if this commits first, the sweep reads a delivered message and writes no notice.
+        // UNCLAIMED leaves with the first device.
+        await ref.update({ ...leave, deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
+        return { senderId: stored.senderId, deliveredAt: at, first: true };
       } catch (error) {
-        // Changed since the read (another device's acknowledgement, on any instance) or deleted (expired): read it again.
+        // Changed since the read (another device was first, on any instance; or our own write, applied
+        // and retried by the SDK) or deleted (expired): read it again.
         const code = firestoreCodeOf(error);
         const changed = code === FIRESTORE_CODES.FAILED_PRECONDITION || code === FIRESTORE_CODES.NOT_FOUND;
         if (!changed || attempt >= MAX_ACK_ATTEMPTS) throw error;
