@@ -10,7 +10,9 @@
 // - lookups: each document a get/getAll/transaction read returns (found or missing);
 // - queries: each document a query returns, at least 1 per query (a count() aggregation: 1);
 // - listener: each document change a snapshot listener receives (the relay's event feed);
-// - writes: each write in a commit (create, set, update, delete; a transform rides on its write).
+// - writes: each write in a commit that succeeded (create, set, update, delete; a transform rides on its
+//   write); `refused`: writes of commits refused by a precondition (devices acknowledging one message at
+//   the same moment: all but one retry), not billed, but each cost a round trip and a read again.
 // Everything in the process is counted: the API (REST send), the relay (routing, feed, acknowledgements,
 // receipts, backlog pages, connection bookkeeping). The expiry sweep is off (it is a per-interval cost,
 // not a per-message one) and presence heartbeats are slowed down past the run.
@@ -33,23 +35,29 @@ const DEVICE_COUNTS = (process.env.DEVICES ?? "1,2,5").split(",").map(Number);
 const BASELINE = {
   commit: "8a36b11",
   date: "2026-12-02",
-  live: { lookups: 9.0, queries: 0, listener: 1.0, writes: 5.0 },
-  backlog: { lookups: 9.15, queries: 1.35, listener: 0, writes: 4.05 },
+  live: { lookups: 9.0, queries: 0, listener: 1.0, writes: 5.0, refused: 0 },
+  backlog: { lookups: 9.15, queries: 1.35, listener: 0, writes: 4.05, refused: 0 },
   // The reconnection alone, with 20 owed, in total.
-  reconnect: { lookups: 43, queries: 27, listener: 0, writes: 21 },
+  reconnect: { lookups: 43, queries: 27, listener: 0, writes: 21, refused: 0 },
 };
 
 // ---- counting -------------------------------------------------------------------------------------
 const require = createRequire(import.meta.url);
 const { Firestore } = require(require.resolve("@google-cloud/firestore", { paths: [new URL("../functions/lib", import.meta.url).pathname] }));
-const counts = { lookups: 0, queries: 0, listener: 0, writes: 0 };
+const counts = { lookups: 0, queries: 0, listener: 0, writes: 0, refused: 0 };
 const resetCounts = () => Object.keys(counts).forEach((key) => (counts[key] = 0));
 const snapshotCounts = () => ({ ...counts });
 
 const originalRequest = Firestore.prototype.request;
 Firestore.prototype.request = function (methodName, request, ...rest) {
-  if (methodName === "commit" || methodName === "batchWrite") counts.writes += request.writes?.length ?? 0;
-  return originalRequest.call(this, methodName, request, ...rest);
+  const answer = originalRequest.call(this, methodName, request, ...rest);
+  if (methodName !== "commit" && methodName !== "batchWrite") return answer;
+  const writes = request.writes?.length ?? 0;
+  // A commit refused by a precondition (two devices acknowledging one message at once) writes nothing.
+  return answer.then(
+    (result) => ((counts.writes += writes), result),
+    (error) => ((counts.refused += writes), Promise.reject(error)),
+  );
 };
 const originalStream = Firestore.prototype.requestStream;
 Firestore.prototype.requestStream = async function (methodName, ...rest) {
@@ -191,6 +199,7 @@ async function main() {
       resetCounts();
       const back = await connectDevice(tokens[0]);
       await waitFor(() => backlogIds.every((id) => back.received.has(id)), "the backlog");
+      await waitFor(() => backlogIds.every((id) => sender.delivered.has(id)), "the backlog's receipts");
       await quiet();
       const reconnect = snapshotCounts();
       const backlog = Object.fromEntries(Object.keys(counts).map((key) => [key, sent[key] + reconnect[key]]));
@@ -207,13 +216,11 @@ async function main() {
   }
 
   const per = (value) => (value / MESSAGES).toFixed(2).padStart(7);
-  const line = (label, c, divide = true) =>
-    `${label.padEnd(34)}${(divide ? per(c.lookups) : String(c.lookups).padStart(7))}${(divide ? per(c.queries) : String(c.queries).padStart(7))}${(divide ? per(c.listener) : String(c.listener).padStart(7))}${(divide ? per(c.writes) : String(c.writes).padStart(7))}${(divide ? per(c.lookups + c.queries + c.listener) : String(c.lookups + c.queries + c.listener).padStart(7))}`;
-  const fixed = (value) => value.toFixed(2).padStart(7);
-  const baselineLine = (label, c) =>
-    `${label.padEnd(34)}${fixed(c.lookups)}${fixed(c.queries)}${fixed(c.listener)}${fixed(c.writes)}${fixed(c.lookups + c.queries + c.listener)}`;
+  const columns = (c) => [c.lookups, c.queries, c.listener, c.lookups + c.queries + c.listener, c.writes, c.refused];
+  const line = (label, c, divide = true) => `${label.padEnd(38)}${columns(c).map((value) => (divide ? per(value) : String(value).padStart(7))).join(" ")}`;
+  const baselineLine = (label, c) => `${label.padEnd(38)}${columns(c).map((value) => value.toFixed(2).padStart(7)).join(" ")}`;
   console.log(`\nFirestore documents per message (${MESSAGES} messages per phase; reads = lookups + queries + listener)\n`);
-  console.log(`${"".padEnd(34)}lookups queries listen  writes   reads`);
+  console.log(`${"".padEnd(38)}${["lookups", "queries", "listen", "READS", "WRITES", "refused"].map((name) => name.padStart(7)).join(" ")}`);
   console.log(`live: sent, delivered to every device, acknowledged by each`);
   console.log(baselineLine(`  before (${BASELINE.commit}, ${BASELINE.date}), 1 device`, BASELINE.live));
   for (const row of rows) console.log(line(`  ${row.deviceCount} device${row.deviceCount > 1 ? "s" : ""}`, row.live));
