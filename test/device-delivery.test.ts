@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
-import { initiate, person } from "./support/key-exchange";
+import { initiate, person, respond } from "./support/key-exchange";
 import { messageBody, sendMessage } from "./support/messages";
 import { closeAllSockets, collect, connect, connectAs, connectReceiving, emitWithAck, nextEvent, waitFor } from "./support/sockets";
 
@@ -143,6 +143,64 @@ describe("messages, per device", () => {
     expect(stored.deliveredAt).not.toBeNull();
   });
 
+  it("when two devices acknowledge the same messages at the same moment, then the sender gets exactly one message_delivered for each, and neither device is owed them again", async () => {
+    const [alice, bob] = [await registerUser(a), await registerUser(a)];
+    const laptopToken = await newDevice(bob, "laptop");
+    const aliceSocket = await connectAs(b, alice.token);
+    const receipts = collect(aliceSocket, "message_delivered");
+    const phone = await holdingDevice(a, bob.token);
+    const laptop = await holdingDevice(b, laptopToken);
+
+    const ids = await sendMany(alice, bob, 10);
+    await waitFor(() => ids.every((id) => phone.acks.has(id) && laptop.acks.has(id)), 10_000, "both devices");
+    for (const id of ids) {
+      phone.acks.get(id)!();
+      laptop.acks.get(id)!();
+    }
+    await waitFor(() => receipts.length >= 10, 10_000, "the receipts");
+    await settle();
+    expect(receipts.map((receipt) => receipt.messageId).sort()).toEqual([...ids].sort());
+    await waitFor(async () => {
+      const stored = await Promise.all(ids.map((id) => a.db.collection("messages").doc(id).get()));
+      return stored.every((doc) => doc.get("pendingDevices").length === 0);
+    }, 10_000, "every device off every message");
+  });
+
+  it("when a device acknowledges a message it was never owed (stored before it existed), then nothing changes and no receipt is sent", async () => {
+    const [alice, bob] = [await registerUser(a), await registerUser(a)];
+    const aliceSocket = await connectAs(a, alice.token);
+    const receipts = collect(aliceSocket, "message_delivered");
+    const [id] = await sendMany(alice, bob, 1);
+    const laptop = await connectAs(b, await newDevice(bob, "laptop"));
+    expect(await emitWithAck(laptop, "message_ack", { messageId: id })).toEqual({ success: true });
+    await settle();
+    expect(receipts).toEqual([]);
+    const stored = (await a.db.collection("messages").doc(id!).get()).data()!;
+    expect(stored.deliveredAt).toBeNull();
+    expect(stored.pendingDevices).toHaveLength(1);
+  });
+
+  it("when one device acknowledged a disappearing message, then at its expiry the sender gets no message_expired, and the other device never gets it", async () => {
+    const [alice, bob] = [await registerUser(a), await registerUser(a)];
+    const laptopToken = await newDevice(bob, "laptop");
+    const aliceSocket = await connectAs(a, alice.token);
+    const expired = collect(aliceSocket, "message_expired");
+    const receipts = collect(aliceSocket, "message_delivered");
+    const phone = await connectReceiving(a, bob.token);
+    const sent = await sendMessage(a, alice, bob, { expiresInSeconds: 5 });
+    expect(sent.status).toBe(201);
+    await waitFor(() => receipts.length === 1, 10_000, "the phone's receipt");
+
+    a.clock.advance(5000);
+    b.clock.advance(5000);
+    await a.services.messageExpiry.run();
+    const laptop = await connectReceiving(b, laptopToken);
+    await settle();
+    expect(idsOf(phone.received)).toEqual([sent.body.messageId]);
+    expect(laptop.received).toEqual([]);
+    expect(expired).toEqual([]);
+  });
+
   it("when a device is added after a message was stored, then it does not get it as message_received, but reads it in history", async () => {
     const [alice, bob] = [await registerUser(a), await registerUser(a)];
     const [id] = await sendMany(alice, bob, 1);
@@ -233,5 +291,19 @@ describe("key-exchange notices, per device", () => {
     expect(laptopSeen[0]).toMatchObject({ exchangeId: response.body.exchangeId });
     expect(phoneSeen).toEqual([]);
     expect(phoneRequests).toHaveLength(1);
+  });
+
+  it("when the initiator has two devices, then each gets key_exchange_response once", async () => {
+    const [alice, bob] = [await person(a), await person(a)];
+    const secondToken = await newDevice(alice, "laptop");
+    const { response } = await initiate(a, alice, bob);
+    const first = await connectCollecting(a, alice.token, "key_exchange_response");
+    const second = await connectCollecting(b, secondToken, "key_exchange_response");
+    const answered = await respond(a, bob, response.body.exchangeId);
+    expect(answered.response.status).toBe(200);
+    await waitFor(() => first.length === 1 && second.length === 1, 10_000, "both devices");
+    await settle();
+    expect(first).toEqual(second);
+    expect(first).toHaveLength(1);
   });
 });
