@@ -211,6 +211,7 @@ describe("every answer matches the document", () => {
 
     // Two users, logged in, refreshed, contacts both ways.
     const alice = await party("alice");
+    const aliceFirstDevice = alice.api;
     const bob = await party("bob");
     const login = await documented("login", apiClient(app).login({ email: `${alice.username}@example.com`, password: "correct horse battery staple" }));
     const refreshed = await documented("refresh", apiClient(app).refresh({ refreshToken: login.refreshToken }));
@@ -266,10 +267,15 @@ describe("every answer matches the document", () => {
     });
     const received = documentedEvent(bobSocket, "message_received");
     const delivered = documentedEvent(aliceSocket, "message_delivered");
+    // Alice's first device (registration) hears what her second (the login) sends.
+    const aliceFirstSocket = await realtimeClient(app, aliceFirstDevice.token!);
+    const sentElsewhere = documentedEvent(aliceFirstSocket, "message_sent");
     const sent = await envelope(bob.id);
     await documented("sendMessage", alice.api.sendMessage(sent), "201");
     await received;
     await delivered;
+    await sentElsewhere;
+    aliceFirstSocket.disconnect();
     expect(await documented("sendMessage", alice.api.sendMessage(sent), "200")).toMatchObject({ duplicate: true }); // a retry
     const reply = documentedEvent(aliceSocket, "message_received");
     const replyBody = await envelope(alice.id);

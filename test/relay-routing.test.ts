@@ -48,6 +48,8 @@ async function burst(from: RegisteredUser, to: RegisteredUser, count: number, on
 async function storeUndelivered(from: RegisteredUser, to: RegisteredUser, count: number): Promise<string[]> {
   const ids: string[] = [];
   const start = Date.now() - 60_000;
+  // Pending for the receiver's devices, as a send records it (messages/repository.ts append).
+  const pendingDevices = (await a.db.collection("users").doc(to.id).get()).get("deviceIds") as string[];
   for (let offset = 0; offset < count; offset += 400) {
     const batch = a.db.batch();
     for (let i = offset; i < Math.min(count, offset + 400); i++) {
@@ -67,6 +69,7 @@ async function storeUndelivered(from: RegisteredUser, to: RegisteredUser, count:
         timestamp: Timestamp.fromMillis(start + i),
         clientTimestamp: new Date(start + i).toISOString(),
         deliveredAt: null,
+        pendingDevices,
       });
     }
     await batch.commit();

@@ -412,6 +412,11 @@ export interface MessageRecord {
   expiresAt?: string;
 }
 
+export interface MessageSentEvent {
+  /** The full record, as the sending device's own answer had it */
+  message: MessageRecord;
+}
+
 export interface OkAck {
   success: true;
 }
@@ -665,10 +670,12 @@ export interface ServerToClientEvents {
   auth_error: (payload: ErrorBody) => void;
   /** A refused event that had no ack callback. */
   error: (payload: ErrorBody) => void;
-  /** A message for this user, once per socket; missed ones first on (re)connection, oldest first. Acknowledge with the ack callback (or `message_ack`): unacknowledged, it comes again on the next connection. */
+  /** A message for this user, once to each of the receiver's devices that existed when it was stored (or, if the receiver had none, to the next to connect); missed ones first on (re)connection, oldest first. Each device acknowledges for itself with the ack callback (or `message_ack`): unacknowledged, it comes again on that device's next connection only; acknowledged, never again to that device, while the others still get it. */
   message_received: (payload: MessageRecord, ack: () => void) => void;
-  /** To the sender, when the receiver first acknowledges. */
+  /** To the sender, when the first of the receiver's devices acknowledges (once per message, whatever the number of devices). */
   message_delivered: (payload: MessageDeliveredEvent) => void;
+  /** To the sender's other connected devices (not the one that sent it), for each message stored from one of their sibling devices, by POST /messages/send or `send_message`; not for a retry (`duplicate`). Not durable: a device connected later reads it in history. */
+  message_sent: (payload: MessageSentEvent) => void;
   /** To the sender, when a disappearing message (sent with `expiresInSeconds`) reached its `expiresAt` before its receiver acknowledged it; it is deleted and will never be delivered. At once if the sender is connected (within the expiry sweep's 15 s), else on their next connection; once per socket. Acknowledge with the ack callback: acknowledged, it never comes again; unacknowledged, it comes again on the next connection. */
   message_expired: (payload: MessageExpiredEvent, ack: () => void) => void;
   /** To the target of a key exchange, at once or when they next connect. Acknowledge with the ack callback. */

@@ -79,7 +79,7 @@ export function createServices(deps: AppDeps) {
     loginThrottle: config.loginThrottle,
   });
   const messages = new MessageRepository(db, events);
-  const sender = new MessageSender(messages, clock, config.sendRate);
+  const sender = new MessageSender(messages, clock, config.sendRate, events, logger);
   // The emulator runs no TTL policy: there the sweep also deletes delivered expired messages.
   const messageExpiry = new MessageExpirySweep(messages, events, clock, logger, { purgeDelivered: config.mode !== "production" });
   const keyExchanges = new KeyExchangeService(new KeyExchangeRepository(db), users, events, clock, config.keyExchangeTtlSeconds);

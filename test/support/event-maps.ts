@@ -17,6 +17,7 @@ export const serverPayloadsFit: { [Event in keyof ServerEmits]: Fits<Parameters<
   error: true,
   message_received: true,
   message_delivered: true,
+  message_sent: true,
   message_expired: true,
   key_exchange_request: true,
   key_exchange_response: true,

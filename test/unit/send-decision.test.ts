@@ -43,6 +43,7 @@ const storedFrom = (d: MessageDraft, sequenceNumber = 1): StoredMessage => ({
   timestamp: Timestamp.fromDate(NOW),
   clientTimestamp: d.sent.timestamp,
   deliveredAt: null,
+  pendingDevices: ["dev_bobphonebobphonebobphone"],
 });
 
 const state = (overrides: Partial<SendState> = {}): SendState => ({
@@ -52,6 +53,7 @@ const state = (overrides: Partial<SendState> = {}): SendState => ({
   nonce: undefined,
   nonceMessage: undefined,
   receiverExists: true,
+  receiverDevices: ["dev_bobphonebobphonebobphone"],
   blockedByReceiver: false,
   ...overrides,
 });

@@ -1,4 +1,6 @@
-import { Timestamp, type Firestore, type QueryDocumentSnapshot } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type Firestore, type QueryDocumentSnapshot } from "firebase-admin/firestore";
+import { DEVICE_IDS_FIELD } from "../auth/sessions";
+import { backlogKeysOf, isPendingFor, pendingDevicesFor } from "../shared/device-delivery";
 import { COLLECTIONS } from "../shared/firestore";
 import { canAcknowledgeExchangeNotice } from "../shared/policies";
 import { decideResponse, type ExchangeResponse } from "./state-machine";
@@ -23,10 +25,18 @@ export interface StoredExchange {
   expiresAt: Timestamp;
   completedAt: Timestamp | null;
   supersededBy: string | null;
-  /** When the target acknowledged key_exchange_request (null: send it on the target's next connection). */
+  /** When the first of the target's devices acknowledged key_exchange_request. */
   requestDeliveredAt: Timestamp | null;
-  /** When the initiator acknowledged key_exchange_response. */
+  /** When the first of the initiator's devices acknowledged key_exchange_response. */
   responseDeliveredAt: Timestamp | null;
+  /**
+   * The target's devices that have not acknowledged key_exchange_request: the target's device list when
+   * the exchange was created (shared/device-delivery.ts); each device's acknowledgement removes it, and
+   * each device is sent the request on its connections until then. Absent on exchanges from before devices.
+   */
+  requestPendingDevices?: string[];
+  /** The same for key_exchange_response and the initiator's devices, recorded when the target responds. */
+  responsePendingDevices?: string[];
 }
 
 export interface Exchange extends StoredExchange {
@@ -42,15 +52,21 @@ export class KeyExchangeRepository {
     this.exchanges = db.collection(COLLECTIONS.keyExchanges);
   }
 
-  /** Creates the exchange and supersedes the pair's older pending ones, in one transaction. */
-  async create(id: string, exchange: StoredExchange): Promise<void> {
+  /**
+   * Creates the exchange and supersedes the pair's older pending ones, in one transaction, which also
+   * records the target's devices as the ones owed the request. Returns the exchange as stored.
+   */
+  async create(id: string, exchange: StoredExchange): Promise<StoredExchange> {
     const ref = this.exchanges.doc(id);
+    const targetRef = this.db.collection(COLLECTIONS.users).doc(exchange.targetId);
     const olderPending = this.exchanges.where("pairKey", "==", exchange.pairKey).where("status", "==", "pending");
-    await this.db.runTransaction(async (tx) => {
-      const [existing, older] = await Promise.all([tx.get(ref), tx.get(olderPending)]);
-      if (existing.exists) return; // a retry of an attempt that committed
+    return this.db.runTransaction(async (tx) => {
+      const [existing, older, target] = await Promise.all([tx.get(ref), tx.get(olderPending), tx.get(targetRef)]);
+      if (existing.exists) return existing.data() as StoredExchange; // a retry of an attempt that committed
       for (const doc of older.docs) tx.update(doc.ref, { status: "superseded", supersededBy: id });
-      tx.create(ref, exchange);
+      const stored = { ...exchange, requestPendingDevices: pendingDevicesFor(target.get(DEVICE_IDS_FIELD) as string[] | undefined) };
+      tx.create(ref, stored);
+      return stored;
     });
   }
 
@@ -71,8 +87,11 @@ export class KeyExchangeRepository {
       const decision = decideResponse(exchange, responderId, response);
       if (decision.kind === "refused") throw decision.error;
       if (decision.kind === "completed") return exchange!;
-      tx.update(ref, decision.update);
-      return { ...exchange!, ...decision.update };
+      // The initiator's devices now are the ones owed the response.
+      const initiator = await tx.get(this.db.collection(COLLECTIONS.users).doc(exchange!.initiatorId));
+      const update = { ...decision.update, responsePendingDevices: pendingDevicesFor(initiator.get(DEVICE_IDS_FIELD) as string[] | undefined) };
+      tx.update(ref, update);
+      return { ...exchange!, ...update };
     });
   }
 
@@ -84,22 +103,30 @@ export class KeyExchangeRepository {
     return { incoming: incoming.docs.map(toExchange), outgoing: outgoing.docs.map(toExchange) };
   }
 
-  /** What the relay still owes the user: requests to answer and responses to read, unacknowledged. */
-  async undeliveredFor(userId: string): Promise<{ requests: Exchange[]; responses: Exchange[] }> {
+  /** What the relay still owes one device of the user: requests to answer and responses to read, unacknowledged by that device. */
+  async undeliveredFor(userId: string, deviceId: string): Promise<{ requests: Exchange[]; responses: Exchange[] }> {
+    const owed = backlogKeysOf(deviceId);
     const [requests, responses] = await Promise.all([
-      this.exchanges.where("targetId", "==", userId).where("status", "==", "pending").where("requestDeliveredAt", "==", null).limit(100).get(),
-      this.exchanges.where("initiatorId", "==", userId).where("status", "==", "completed").where("responseDeliveredAt", "==", null).limit(100).get(),
+      this.exchanges.where("targetId", "==", userId).where("status", "==", "pending").where("requestPendingDevices", "array-contains-any", owed).limit(100).get(),
+      this.exchanges.where("initiatorId", "==", userId).where("status", "==", "completed").where("responsePendingDevices", "array-contains-any", owed).limit(100).get(),
     ]);
     return { requests: requests.docs.map(toExchange), responses: responses.docs.map(toExchange) };
   }
 
-  /** Records that the request (to the target) or the response (to the initiator) was acknowledged. */
-  async markDelivered(id: string, userId: string, what: "request" | "response", at: Date): Promise<boolean> {
+  /**
+   * Records that one device acknowledged the request (a device of the target) or the response (of the
+   * initiator): it is no longer owed it; the first device's acknowledgement also sets `…DeliveredAt`.
+   */
+  async markDelivered(id: string, userId: string, deviceId: string, what: "request" | "response", at: Date): Promise<boolean> {
     const ref = this.exchanges.doc(id);
     return this.db.runTransaction(async (tx) => {
       const exchange = (await tx.get(ref)).data() as StoredExchange | undefined;
       if (!exchange || !canAcknowledgeExchangeNotice(userId, exchange, what)) return false;
-      tx.update(ref, { [`${what}DeliveredAt`]: Timestamp.fromDate(at) });
+      if (!isPendingFor(exchange[`${what}PendingDevices`], deviceId)) return false;
+      tx.update(ref, {
+        [`${what}PendingDevices`]: FieldValue.arrayRemove(...backlogKeysOf(deviceId)),
+        ...(exchange[`${what}DeliveredAt`] === null ? { [`${what}DeliveredAt`]: Timestamp.fromDate(at) } : {}),
+      });
       return true;
     });
   }

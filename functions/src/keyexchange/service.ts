@@ -1,4 +1,5 @@
 import type { Clock } from "../shared/clock";
+import { audienceOfPending } from "../shared/device-delivery";
 import { AppError, errors } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { parseEcPublicKeyPem, type EcPublicKey } from "../shared/keys";
@@ -56,9 +57,9 @@ export class KeyExchangeService {
 
     const id = newId("exchange");
     const now = this.clock.now();
-    const exchange = { id, ...startExchange(initiatorId, input, now, this.ttlSeconds) };
-    await this.exchanges.create(id, exchange);
-    await this.events.publish(exchange.targetId, "key_exchange_request", requestEvent(exchange));
+    const exchange = { id, ...(await this.exchanges.create(id, startExchange(initiatorId, input, now, this.ttlSeconds))) };
+    // To the target's devices that were listed when it was stored; a device added later reads it with GET /keyexchange/pending.
+    await this.events.publish(exchange.targetId, "key_exchange_request", requestEvent(exchange), audienceOfPending(exchange.requestPendingDevices ?? []));
     return { exchangeId: id, status: "pending" as const, createdAt: now.toISOString(), expiresAt: exchange.expiresAt.toDate().toISOString() };
   }
 
@@ -67,7 +68,7 @@ export class KeyExchangeService {
     const completedAt = this.clock.now();
     const response = { targetEphemeralPublicKey: input.ephemeralPublicKey, targetSignature: input.signature, completedAt };
     const exchange = await this.exchanges.complete(input.exchangeId, targetId, response);
-    await this.events.publish(exchange.initiatorId, "key_exchange_response", responseEvent(exchange));
+    await this.events.publish(exchange.initiatorId, "key_exchange_response", responseEvent(exchange), audienceOfPending(exchange.responsePendingDevices ?? []));
     return { exchangeId: exchange.id, confirmed: true, status: "completed" as const, completedAt: completedAt.toISOString() };
   }
 
@@ -85,10 +86,10 @@ export class KeyExchangeService {
     return toExchangeView(exchange, this.clock.now());
   }
 
-  /** The events the relay still owes a user who just connected (oldest first). */
-  async undeliveredEvents(userId: string) {
+  /** The events the relay still owes one device of a user, which just connected (oldest first). */
+  async undeliveredEvents(userId: string, deviceId: string) {
     const now = this.clock.now();
-    const { requests, responses } = await this.exchanges.undeliveredFor(userId);
+    const { requests, responses } = await this.exchanges.undeliveredFor(userId, deviceId);
     const byTime = (a: Exchange, b: Exchange) => a.createdAt.toMillis() - b.createdAt.toMillis();
     return [
       ...requests
@@ -99,7 +100,7 @@ export class KeyExchangeService {
     ];
   }
 
-  async acknowledge(userId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
-    await this.exchanges.markDelivered(exchangeId, userId, what, this.clock.now());
+  async acknowledge(userId: string, deviceId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
+    await this.exchanges.markDelivered(exchangeId, userId, deviceId, what, this.clock.now());
   }
 }

@@ -39,10 +39,17 @@ export interface StoredMessage {
    * the document (some time after); reads filter by it exactly (expiry.ts).
    */
   expiresAt?: Timestamp;
-  /** Set when the receiver acknowledges the message (realtime relay). */
+  /** Set when the first of the receiver's devices acknowledges the message (realtime relay). */
   deliveredAt: Timestamp | null;
   /** Written with deliveredAt: which acknowledgement came first (see MessageRepository.markDelivered). */
   acknowledgementId?: string;
+  /**
+   * The receiver's devices that have not acknowledged it yet: the receiver's device list when it was
+   * stored (or UNCLAIMED, shared/device-delivery.ts), each device taking itself off with its
+   * acknowledgement. A device's backlog is the messages that list it. Never shown to clients
+   * (presenters.ts). Absent on messages stored before per-device delivery: those are in history only.
+   */
+  pendingDevices?: string[];
 }
 
 export function pairIdOf(senderId: string, receiverId: string): string {

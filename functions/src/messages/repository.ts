@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { FieldPath, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore, type Query } from "firebase-admin/firestore";
-import type { SessionGuard } from "../auth/sessions";
+import { FieldPath, FieldValue, Timestamp, type DocumentReference, type DocumentSnapshot, type Firestore, type Query } from "firebase-admin/firestore";
+import { DEVICE_IDS_FIELD, type SessionGuard } from "../auth/sessions";
+import { audienceOfPending, backlogKeysOf, isPendingFor } from "../shared/device-delivery";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import { conversationIdOf } from "../shared/ids";
@@ -75,6 +76,11 @@ const MAX_ACK_ATTEMPTS = 5;
 /** The most notices read for one connection (each acknowledged one is deleted, so the rest come next time). */
 const NOTICES_PER_CONNECTION = 500;
 
+/** An update of a document deleted meanwhile (an expired message): nothing left to change. */
+const ignoreNotFound = (error: unknown) => {
+  if (firestoreCodeOf(error) !== FIRESTORE_CODES.NOT_FOUND) throw error;
+};
+
 const nonceDocId = (senderId: string, nonce: string) =>
   createHash("sha256").update(`${senderId}\n${nonce}`).digest("hex");
 
@@ -115,6 +121,13 @@ export class MessageRepository {
    * - this transaction committed first: the message was stored before the registration, so the backlog
    *   query the connection runs after registering finds it (if still undelivered).
    * Either way an online receiver hears of the message, without a listener per user.
+   *
+   * Per device (CONTRACT.md "Devices"): the receiver's user document, read anyway, lists its devices;
+   * the message records them as `pendingDevices` (shared/device-delivery.ts), in its one write, and the
+   * routed event names them, so each instance offers the message only to those devices' sockets. A
+   * device's session is created (and listed) before its socket can register, so the argument above
+   * holds per device: registered first, the device is listed in the routed event; registered after,
+   * its backlog query (pendingDevices contains it) finds the message.
    */
   async append(draft: MessageDraft, terms: SendTerms, session?: SessionGuard): Promise<AppendResult> {
     const { senderId, messageId } = draft;
@@ -135,6 +148,7 @@ export class MessageRepository {
         pair: pair!.data() as PairCounter | undefined,
         receiverExists: receiver!.exists,
         blockedByReceiver: block!.exists,
+        receiverDevices: receiver!.get(DEVICE_IDS_FIELD) as string[] | undefined,
       };
       const decision = decideSend(state, draft, now, terms.rate);
       // Thrown inside the transaction, a refusal rolls it back: nothing is written.
@@ -144,7 +158,7 @@ export class MessageRepository {
         tx.set(pairRef, decision.counter);
         tx.create(messageRef, decision.message);
         tx.create(nonceRef, decision.nonce);
-        this.routing.routeMessage(tx, presence, result.record, now.getTime());
+        this.routing.routeMessage(tx, presence, result.record, now.getTime(), audienceOfPending(decision.message.pendingDevices ?? []));
       }
       return result;
     });
@@ -173,15 +187,18 @@ export class MessageRepository {
   }
 
   /**
-   * Marks a message delivered when its receiver acknowledges it. Only the receiver can, and only the
-   * first acknowledgement counts: it returns the sender and the time; later ones return undefined.
+   * One device of the receiver acknowledged a message: the device leaves its `pendingDevices` (so its
+   * backlog never holds the message again), and the first acknowledgement of any device also sets
+   * `deliveredAt`. Only the receiver's devices can; a device that already acknowledged changes nothing.
+   * Returns the sender, the time and whether this was the first acknowledgement (the sender's
+   * `message_delivered` goes with that one only); undefined when nothing changed.
    *
-   * Not a transaction: a read, then a write conditional on the document being unchanged since that
-   * read. Acknowledgements come as fast as messages do, and a transaction would hold its read lock on
-   * the message across two round trips; under load (measured on the emulator, 100 connected users)
-   * those locks queued behind each other until transactions timed out.
+   * Not a transaction: a read, then one write (O(1) whatever the number of devices): conditional on the
+   * document being unchanged since that read while no device has acknowledged, unconditional after. Acknowledgements come as fast as messages do, and a
+   * transaction would hold its read lock on the message across two round trips; under load (measured
+   * on the emulator, 100 connected users) those locks queued behind each other until transactions timed out.
    */
-  async markDelivered(receiverId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date } | undefined> {
+  async markDelivered(receiverId: string, deviceId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date; first: boolean } | undefined> {
     const ref = this.messages.doc(messageId);
     // Names this acknowledgement in the document, so that a write of ours the SDK applied and then
     // retried is recognised as ours (two acknowledgements may well carry the same millisecond).
@@ -190,19 +207,30 @@ export class MessageRepository {
       const snapshot = await ref.get();
       const stored = snapshot.data() as StoredMessage | undefined;
       if (!stored || !canAcknowledgeMessage(receiverId, stored)) return undefined;
-      if (stored.deliveredAt !== null) {
-        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at } : undefined;
+      if (!isPendingFor(stored.pendingDevices, deviceId)) {
+        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at, first: true } : undefined;
       }
-      // At or after expiresAt the message expired undelivered (its sender is told so): the ack is too late.
+      // At or after expiresAt the message expired (undelivered, if no device acknowledged: its sender is told so): too late.
       if (!canStillBeAcknowledged(stored, at)) return undefined;
+      const leave = { pendingDevices: FieldValue.arrayRemove(...backlogKeysOf(deviceId)) };
+      if (stored.deliveredAt !== null) {
+        // Not the first: taking itself off commutes with every other device's acknowledgement, so no
+        // precondition (devices acknowledging together do not make each other retry). An update fails
+        // on a deleted (expired) message; one delivered already gets no notice either way.
+        await ref.update(leave).catch(ignoreNotFound);
+        return undefined;
+      }
       try {
-        // The precondition also orders this write against the expiry sweep's transaction: if the sweep
-        // deleted the message first, this fails and the re-read finds nothing; if this commits first,
-        // the sweep reads a delivered message and writes no notice.
-        await ref.update({ deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
-        return { senderId: stored.senderId, deliveredAt: at };
+        // The first: conditional on the document being unchanged since the read, so exactly one device
+        // sets deliveredAt. The precondition also orders this write against the expiry sweep's
+        // transaction: if the sweep deleted the message first, this fails and the re-read finds nothing;
+        // if this commits first, the sweep reads a delivered message and writes no notice.
+        // UNCLAIMED leaves with the first device.
+        await ref.update({ ...leave, deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
+        return { senderId: stored.senderId, deliveredAt: at, first: true };
       } catch (error) {
-        // Changed since the read (another acknowledgement, on any instance) or deleted (expired): read it again.
+        // Changed since the read (another device was first, on any instance; or our own write, applied
+        // and retried by the SDK) or deleted (expired): read it again.
         const code = firestoreCodeOf(error);
         const changed = code === FIRESTORE_CODES.FAILED_PRECONDITION || code === FIRESTORE_CODES.NOT_FOUND;
         if (!changed || attempt >= MAX_ACK_ATTEMPTS) throw error;
@@ -211,18 +239,20 @@ export class MessageRepository {
   }
 
   /**
-   * One page of the receiver's undelivered messages in delivery order (oldest first, so per sender in
-   * ascending sequenceNumber), after `cursor` (exclusive). A connection reads its backlog page by page
-   * (relay/delivery.ts), so a receiver with thousands waiting costs bounded memory.
+   * One page of one device's backlog, the receiver's messages that device has not acknowledged (its id,
+   * or UNCLAIMED, in pendingDevices), in delivery order (oldest first, so per sender in ascending
+   * sequenceNumber), after `cursor` (exclusive): a bounded query on one composite index
+   * (firestore.indexes.json). A connection reads its backlog page by page (relay/delivery.ts), so a
+   * device with thousands waiting costs bounded memory.
    *
    * Messages expired at `now` are left out of `records` but still move the cursor, so the next page
    * starts after them and `last` says only whether the query ran out: a page of expired messages is
    * not mistaken for the end of the backlog.
    */
-  async undeliveredPage(receiverId: string, limit: number, now: Date, cursor?: DeliveryCursor): Promise<BacklogPage> {
+  async undeliveredPage(receiverId: string, deviceId: string, limit: number, now: Date, cursor?: DeliveryCursor): Promise<BacklogPage> {
     let query = this.messages
       .where("receiverId", "==", receiverId)
-      .where("deliveredAt", "==", null)
+      .where("pendingDevices", "array-contains-any", backlogKeysOf(deviceId))
       .orderBy("timestamp")
       .orderBy("sequenceNumber")
       .orderBy(FieldPath.documentId());

@@ -1,5 +1,6 @@
 import type { SessionStore } from "../auth/sessions";
 import { caller } from "../shared/caller";
+import { deviceIdOf } from "../shared/ids";
 import type { Clock } from "../shared/clock";
 import { operationOf, RATE_LIMIT_HEADERS, type OperationGroup } from "../shared/operations";
 import { rateLimitHeaders } from "../shared/rate-limit";
@@ -52,7 +53,7 @@ export const messageOperations: OperationGroup<MessageRouteDeps> = {
       errors: ["STALE_TIMESTAMP", "NOT_FOUND", "BLOCKED", "REPLAY_DETECTED", "RATE_LIMITED"],
       handle: async ({ body, res }, { sender, sessions }) => {
         const { userId, sessionId } = caller(res);
-        const { record, rateLimit, duplicate } = await sender.send(userId, body, sessions.guard(sessionId, userId));
+        const { record, rateLimit, duplicate } = await sender.send(userId, body, sessions.guard(sessionId, userId), deviceIdOf(sessionId));
         // A retry took no token from the pair's bucket, so it has no rate to report.
         if (rateLimit) res.set(rateLimitHeaders(rateLimit));
         // Answered here, as its status depends on the outcome.

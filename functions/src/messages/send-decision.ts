@@ -1,4 +1,5 @@
 import { Timestamp } from "firebase-admin/firestore";
+import { pendingDevicesFor } from "../shared/device-delivery";
 import { AppError, errors } from "../shared/errors";
 import { conversationIdOf } from "../shared/ids";
 import { rateLimited, takeToken, type RateLimitDecision } from "../shared/rate-limit";
@@ -56,6 +57,8 @@ export interface SendState {
   receiverExists: boolean;
   /** The receiver blocks the sender. */
   blockedByReceiver: boolean;
+  /** The receiver's device list (users/{id}.deviceIds), from the user document read for receiverExists. */
+  receiverDevices?: string[];
 }
 
 /** What a send outside the clock window reads: it can only be answered as a retry. */
@@ -111,7 +114,7 @@ export function decideSend(state: SendState, draft: MessageDraft, now: Date, rat
   const timestampMs = Math.max(nowMs, state.pair?.lastTimestampMs ?? 0);
   return {
     kind: "store",
-    message: storedMessageOf(draft, sequenceNumber, timestampMs),
+    message: storedMessageOf(draft, sequenceNumber, timestampMs, pendingDevicesFor(state.receiverDevices)),
     counter: { lastSequence: sequenceNumber, lastTimestampMs: timestampMs, tokens, tokensAtMs: nowMs },
     nonce: { senderId: draft.senderId, messageId: draft.messageId, expiresAt: Timestamp.fromMillis(nowMs + NONCE_RETENTION_MS) },
     rateLimit,
@@ -149,7 +152,7 @@ function takeSendToken(pair: PairCounter | undefined, nowMs: number, rate: SendR
 }
 
 /** The one place a send's fields become the stored document. */
-function storedMessageOf(draft: MessageDraft, sequenceNumber: number, timestampMs: number): StoredMessage {
+function storedMessageOf(draft: MessageDraft, sequenceNumber: number, timestampMs: number, pendingDevices: string[]): StoredMessage {
   const { sent } = draft;
   // From the stored timestamp, so that expiresAt - timestamp is exactly what was asked (retry.ts compares it).
   const expiresAtMs = expiresAtMsOf(timestampMs, sent.expiresInSeconds);
@@ -168,5 +171,7 @@ function storedMessageOf(draft: MessageDraft, sequenceNumber: number, timestampM
     clientTimestamp: sent.timestamp,
     ...(expiresAtMs === undefined ? {} : { expiresAt: Timestamp.fromMillis(expiresAtMs) }),
     deliveredAt: null,
+    // One field of the one message write, at most the device cap's ids: no write per device.
+    pendingDevices,
   };
 }

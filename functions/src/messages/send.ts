@@ -3,6 +3,8 @@ import type { Clock } from "../shared/clock";
 import { errors } from "../shared/errors";
 import { newId } from "../shared/ids";
 import { KeyedQueue } from "../shared/keyed-queue";
+import type { Logger } from "../shared/logger";
+import type { UserEventPublisher } from "../shared/user-events";
 import { toMessageRecord } from "./presenters";
 import { pairIdOf, type MessageDraft } from "./record";
 import type { AppendResult, MessageRepository } from "./repository";
@@ -19,6 +21,9 @@ import { clientClockOf, decideLateSend, timestampAhead, type SendRatePolicy } fr
  * that message and `duplicate: true`, for as long as the nonce is remembered (NONCE_RETENTION_MS):
  * even once its client timestamp has left the clock window, since a client whose answer was lost must
  * still learn its message id. Only the sender can retry (it is their nonce), and nothing is stored.
+ *
+ * A stored message is also told to the sender's other connected devices (`message_sent`, CONTRACT.md
+ * "Devices"), after the commit: not durable (their history has it), so a failed publish fails nothing.
  */
 export class MessageSender {
   private readonly pairQueue = new KeyedQueue();
@@ -27,10 +32,29 @@ export class MessageSender {
     private readonly messages: MessageRepository,
     private readonly clock: Clock,
     private readonly rate: SendRatePolicy,
+    private readonly events: UserEventPublisher,
+    private readonly logger: Logger,
   ) {}
 
-  /** `session`, when given, is checked inside the storing transaction (see SessionGuard). */
-  async send(senderId: string, input: SendMessageInput, session?: SessionGuard): Promise<AppendResult> {
+  /**
+   * `session`, when given, is checked inside the storing transaction (see SessionGuard). `fromDevice`,
+   * the sending device, is left out of `message_sent`.
+   */
+  async send(senderId: string, input: SendMessageInput, session?: SessionGuard, fromDevice?: string): Promise<AppendResult> {
+    const result = await this.store(senderId, input, session);
+    if (!result.duplicate) await this.tellOtherDevices(senderId, result, fromDevice);
+    return result;
+  }
+
+  private async tellOtherDevices(senderId: string, { record }: AppendResult, fromDevice: string | undefined): Promise<void> {
+    try {
+      await this.events.publish(senderId, "message_sent", { message: record }, fromDevice ? { exceptDevice: fromDevice } : undefined);
+    } catch (error) {
+      this.logger.warn("message_sent publish failed", { userId: senderId, messageId: record.id, error: error as Error });
+    }
+  }
+
+  private async store(senderId: string, input: SendMessageInput, session?: SessionGuard): Promise<AppendResult> {
     if (input.receiverId === senderId) {
       throw errors.validation("receiverId", "receiverId: you cannot send a message to yourself");
     }

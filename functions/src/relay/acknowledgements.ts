@@ -4,16 +4,16 @@ import type { Clock } from "../shared/clock";
 import type { UserEvents } from "./events";
 
 /**
- * Acknowledgements and receipts. The first acknowledgement of a message (by any socket of its receiver,
- * on any instance) marks it delivered and sends the sender one `message_delivered`; later ones change
- * nothing. Key-exchange notices are marked delivered the same way, without a receipt; an acknowledged
+ * Acknowledgements and receipts. Each of the receiver's devices acknowledges a message for itself (it
+ * leaves that device's backlog); the first device's acknowledgement (on any instance) also marks it
+ * delivered and sends the sender one `message_delivered`; later ones send nothing. Key-exchange notices are acknowledged per device the same way, without a receipt; an acknowledged
  * `message_expired` notice is deleted (only its sender's acknowledgement counts).
  */
 export function createAcknowledgements(messages: MessageRepository, keyExchanges: KeyExchangeService, events: UserEvents, clock: Clock) {
   return {
-    async message(receiverId: string, messageId: string): Promise<void> {
-      const delivered = await messages.markDelivered(receiverId, messageId, clock.now());
-      if (!delivered) return;
+    async message(receiverId: string, deviceId: string, messageId: string): Promise<void> {
+      const delivered = await messages.markDelivered(receiverId, deviceId, messageId, clock.now());
+      if (!delivered?.first) return;
       // The receipt only matters to a sender who is connected now, so it is sent after the commit.
       await events.publish(delivered.senderId, "message_delivered", {
         messageId,
@@ -26,8 +26,8 @@ export function createAcknowledgements(messages: MessageRepository, keyExchanges
       await messages.acknowledgeExpiryNotice(senderId, messageId);
     },
 
-    keyExchange(userId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
-      return keyExchanges.acknowledge(userId, exchangeId, what);
+    keyExchange(userId: string, deviceId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
+      return keyExchanges.acknowledge(userId, deviceId, exchangeId, what);
     },
   };
 }

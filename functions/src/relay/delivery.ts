@@ -14,15 +14,19 @@ import type { UserEvent } from "./events";
 import type { RelayServer, RelaySocket } from "./schema";
 
 /**
- * What one socket is owed, and what it has been sent: the socket's backlog (messages stored before its
- * user's presence on this instance was registered) read page by page, then the messages routed to this
- * instance as they come (events.ts). Each message goes out once per socket, oldest first.
+ * What one socket is owed, and what it has been sent: the backlog of the socket's device (messages
+ * stored before its user's presence on this instance was registered that this device has not
+ * acknowledged) read page by page, then the messages routed to this instance for this device as they
+ * come (events.ts). Each message goes out once per socket, oldest first. Devices are independent: one
+ * device's acknowledgement takes the message out of its own backlog only (messages/repository.ts).
  *
- * Why this is complete (no message stored for the user is missed):
+ * Why this is complete (no message stored for the device is missed):
  * - A message committed before the presence registration is in the database before the first page is
- *   read, and the pages walk the delivery order (server timestamp, sequenceNumber, id) from the start.
- * - A message committed after it was routed to this instance (messages/repository.ts `append`), and its
- *   event reaches `offer`. While a page is being read it is held: when the page comes back, held
+ *   read, and the pages walk the delivery order (server timestamp, sequenceNumber, id) from the start,
+ *   over the messages whose pendingDevices list this device.
+ * - A message committed after it was routed to this instance (messages/repository.ts `append`) with an
+ *   audience that lists this device (its session, created before the socket authenticated, was on the
+ *   receiver's device list the storing transaction read), and its event reaches `offer`. While a page is being read it is held: when the page comes back, held
  *   messages at or before the page's end are sent (the page may have been read before they committed),
  *   later ones are left to the next page, which is read after they committed and so finds them.
  *   Between pages the same rule applies at once. After the last page everything offered is sent.
@@ -69,6 +73,8 @@ export class SocketDelivery {
   constructor(
     private readonly socket: RelaySocket,
     private readonly userId: string,
+    /** The socket's device: its backlog is this device's own (CONTRACT.md "Devices"). */
+    private readonly deviceId: string,
     private readonly messages: MessageRepository,
     private readonly logger: Logger,
     private readonly clock: Clock,
@@ -175,7 +181,7 @@ export class SocketDelivery {
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.inTurn(() => this.messages.undeliveredPage(this.userId, BACKLOG_PAGE_SIZE, this.clock.now(), this.cursor));
+          return await this.inTurn(() => this.messages.undeliveredPage(this.userId, this.deviceId, BACKLOG_PAGE_SIZE, this.clock.now(), this.cursor));
         } catch (error) {
           if (this.stopped) return undefined;
           if (attempt >= PAGE_RETRY_MS.length) {
@@ -200,7 +206,7 @@ type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_ex
 export const userRoom = (userId: string) => `user:${userId}`;
 
 /** Events passed on as they are to every socket of their user here. */
-const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered", "file_deleted"]);
+const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered", "file_deleted", "message_sent"]);
 
 export interface DeliveryDeps {
   io: RelayServer;
@@ -233,7 +239,7 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     const exchangeId = String(payload.exchangeId);
     deliveries.get(socket.id)?.sendNotice(type, exchangeId, payload, () => {
       acknowledgements
-        .keyExchange(userId, exchangeId, type === "key_exchange_request" ? "request" : "response")
+        .keyExchange(userId, deviceIdOf(socket.data.sessionId!), exchangeId, type === "key_exchange_request" ? "request" : "response")
         .catch((error: Error) => logger.warn("key exchange acknowledgement failed", { userId, exchangeId, error }));
     });
   }
@@ -251,7 +257,9 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     /** Puts an authenticated socket in its user's room (synchronous: see authentication.ts). */
     attach(socket: RelaySocket, userId: string): void {
       void socket.join(userRoom(userId));
-      const delivery = new SocketDelivery(socket, userId, messages, logger, clock, (messageId) => acknowledgements.message(userId, messageId), inTurn);
+      const deviceId = deviceIdOf(socket.data.sessionId!);
+      const acknowledge = (messageId: string) => acknowledgements.message(userId, deviceId, messageId);
+      const delivery = new SocketDelivery(socket, userId, deviceId, messages, logger, clock, acknowledge, inTurn);
       deliveries.set(socket.id, delivery);
     },
 
@@ -269,7 +277,7 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       if (!delivery) return;
       try {
         // Both notice lists in one turn: a socket of a reconnect storm queues once for them, not twice.
-        const [exchanges, expiries] = await inTurn(async () => [await keyExchanges.undeliveredEvents(userId), await messages.expiryNoticesFor(userId)] as const);
+        const [exchanges, expiries] = await inTurn(async () => [await keyExchanges.undeliveredEvents(userId, deviceIdOf(socket.data.sessionId!)), await messages.expiryNoticesFor(userId)] as const);
         for (const owed of exchanges) sendKeyExchange(socket, userId, owed.type, owed.payload);
         for (const notice of expiries) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
         await delivery.deliverBacklog();

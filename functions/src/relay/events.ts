@@ -13,7 +13,9 @@ import type { DeviceAudience, MessageRouting, RoutedMessage, UserEventPublisher,
  *
  * - `message_received` is written by the transaction that stores the message (routeMessage below), so a
  *   message is routed to exactly the instances that registered the receiver before it committed; a
- *   connection registering later finds the message with its backlog query (relay/delivery.ts).
+ *   connection registering later finds the message with its backlog query (relay/delivery.ts). One
+ *   event per instance whatever the number of devices: its audience lists the devices that owe an
+ *   acknowledgement, and the instance offers it only to their sockets.
  * - Everything else (typing, presence changes, receipts, key-exchange and `message_expired` notices,
  *   session revocations) is published after its own write. Durable ones (key exchanges, expiry notices)
  *   are also read from their own collection on connection, until acknowledged. An instance in the publishing process (`deliverLocally`) gets its
@@ -78,9 +80,9 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
    * `message_received` event per instance holding the receiver. The event's id is the message id, so a
    * feed never holds one message twice.
    */
-  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number): void {
+  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number, audience?: DeviceAudience): void {
     for (const instanceId of instancesIn(receiverPresence)) {
-      tx.create(this.feedOf(instanceId).doc(message.id), this.eventData(message.receiverId, "message_received", message, nowMs));
+      tx.create(this.feedOf(instanceId).doc(message.id), this.eventData(message.receiverId, "message_received", message, nowMs, audience));
     }
   }
 

@@ -13,6 +13,7 @@ import type { MessageSender } from "../messages/send";
 import type { Clock } from "../shared/clock";
 import { AppError, errors, toEnvelope } from "../shared/errors";
 import { busyDatabaseError, withDeadline } from "../shared/http";
+import { deviceIdOf } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
@@ -185,7 +186,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
         checkContentSize(payload);
         const input = parseInput(sendMessageSchema, payload);
         const { userId, sessionId } = socket.data;
-        const { record, duplicate } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!)), config.firestoreDeadlineMs);
+        const { record, duplicate } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!), deviceIdOf(sessionId!)), config.firestoreDeadlineMs);
         ack?.({ success: true, message: record, ...(duplicate ? { duplicate: true as const } : {}) });
       } catch (error) {
         failSafely(socket, error, ack);
@@ -196,7 +197,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
       try {
         const { messageId } = parseInput(messageAckSchema, payload);
         delivery.acknowledged(socket, messageId);
-        await withDeadline(acknowledgements.message(socket.data.userId!, messageId), config.firestoreDeadlineMs);
+        await withDeadline(acknowledgements.message(socket.data.userId!, deviceIdOf(socket.data.sessionId!), messageId), config.firestoreDeadlineMs);
         ack?.({ success: true });
       } catch (error) {
         failSafely(socket, error, ack);

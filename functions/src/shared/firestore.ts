@@ -22,6 +22,9 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     encryptedContent, iv, authTag, nonce, signature, messageType,
  *                                     sequenceNumber, timestamp (server), clientTimestamp, deliveredAt,
  *                                     acknowledgementId (the first acknowledgement's, with deliveredAt),
+ *                                     pendingDevices (the receiver's devices that have not acknowledged
+ *                                     it, or ["*"]: shared/device-delivery.ts; a device's backlog is
+ *                                     receiverId == and pendingDevices array-contains-any),
  *                                     expiresAt (TTL; only on disappearing messages: messages/expiry.ts)
  * messageExpiries/{messageId}         senderId, receiverId, messageId, expiredAt, sweepId: a
  *                                     `message_expired` notice the sender has not acknowledged yet
@@ -34,13 +37,16 @@ import type { Firestore } from "firebase-admin/firestore";
  * keyExchanges/{exchangeId}          initiatorId, targetId, pairKey, status (pending | completed |
  *                                     superseded), both ephemeral keys and signatures, createdAt,
  *                                     expiresAt, completedAt, supersededBy, requestDeliveredAt,
- *                                     responseDeliveredAt (see keyexchange/repository.ts)
+ *                                     responseDeliveredAt, requestPendingDevices,
+ *                                     responsePendingDevices (per-device notices, as for messages; see
+ *                                     keyexchange/repository.ts)
  * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts);
  *                                     read by every send transaction to route the message
  * relayInstances/{instanceId}         heartbeatAt, staleAfterMs, expiresAt (TTL): live relay instances
  *   relayEvents/{eventId}             userId, type, payload, createdAt (server time), expiresAt (TTL):
  *                                     the instance's feed (relay/events.ts), one listener each;
- *                                     `message_received` events carry the record and the message's id
+ *                                     `message_received` events carry the record and the message's id,
+ *                                     and an audience (the devices it is for) where one is named
  * rateLimits/{sha256(bucket key)}     tokens, updatedAtMs, expiresAt (TTL): token buckets shared by
  *                                     every instance
  * files/{fileId}                      uploaderId, receiverId, filename (sanitized, display only), size,

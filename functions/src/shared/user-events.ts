@@ -15,21 +15,25 @@ export type UserEventType =
   | "key_exchange_request"
   | "key_exchange_response"
   | "session_revoked"
-  | "file_deleted";
+  | "file_deleted"
+  | "message_sent";
 
 /**
  * Which of the user's devices (CONTRACT.md "Devices") an event is for: all of them when absent, one
- * (`onlyDevice`), or all but one (`exceptDevice`, e.g. the device that caused the event).
+ * (`onlyDevice`), all but one (`exceptDevice`, e.g. the device that caused the event), or any of a list
+ * (`devices`: a message's devices that have not acknowledged it, shared/device-delivery.ts).
  */
 export interface DeviceAudience {
   onlyDevice?: string;
   exceptDevice?: string;
+  devices?: string[];
 }
 
 /** Whether a device is in an event's audience. */
 export function isInAudience(deviceId: string, audience: DeviceAudience | undefined): boolean {
   if (!audience) return true;
   if (audience.onlyDevice !== undefined && audience.onlyDevice !== deviceId) return false;
+  if (audience.devices !== undefined && !audience.devices.includes(deviceId)) return false;
   return audience.exceptDevice === undefined || audience.exceptDevice !== deviceId;
 }
 
@@ -51,6 +55,6 @@ export interface RoutedMessage {
 export interface MessageRouting {
   /** The receiver's presence document, for the transaction to read with its other reads. */
   presenceRef(userId: string): DocumentReference;
-  /** A `message_received` event to each relay instance listed in that presence document. */
-  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number): void;
+  /** A `message_received` event to each relay instance listed in that presence document, for the devices in `audience`. */
+  routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number, audience?: DeviceAudience): void;
 }
