@@ -181,7 +181,7 @@ export class MessageRepository {
    * the message across two round trips; under load (measured on the emulator, 100 connected users)
    * those locks queued behind each other until transactions timed out.
    */
-  async markDelivered(receiverId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date } | undefined> {
+  async markDelivered(receiverId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date; sentAt: Date } | undefined> {
     const ref = this.messages.doc(messageId);
     // Names this acknowledgement in the document, so that a write of ours the SDK applied and then
     // retried is recognised as ours (two acknowledgements may well carry the same millisecond).
@@ -191,7 +191,7 @@ export class MessageRepository {
       const stored = snapshot.data() as StoredMessage | undefined;
       if (!stored || !canAcknowledgeMessage(receiverId, stored)) return undefined;
       if (stored.deliveredAt !== null) {
-        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at } : undefined;
+        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at, sentAt: stored.timestamp.toDate() } : undefined;
       }
       // At or after expiresAt the message expired undelivered (its sender is told so): the ack is too late.
       if (!canStillBeAcknowledged(stored, at)) return undefined;
@@ -200,7 +200,7 @@ export class MessageRepository {
         // deleted the message first, this fails and the re-read finds nothing; if this commits first,
         // the sweep reads a delivered message and writes no notice.
         await ref.update({ deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
-        return { senderId: stored.senderId, deliveredAt: at };
+        return { senderId: stored.senderId, deliveredAt: at, sentAt: stored.timestamp.toDate() };
       } catch (error) {
         // Changed since the read (another acknowledgement, on any instance) or deleted (expired): read it again.
         const code = firestoreCodeOf(error);
