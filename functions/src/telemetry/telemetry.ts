@@ -3,7 +3,7 @@ import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import type { InMemorySpanExporter } from "@opentelemetry/sdk-trace-base";
 import type { RequestHandler, Router } from "express";
 import type { Firestore, Settings as FirestoreSettings } from "firebase-admin/firestore";
-import type { AppConfig } from "../config";
+import type { AppConfig, RuntimeMode } from "../config";
 import { AppError } from "../shared/errors";
 import { FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import type { Logger } from "../shared/logger";
@@ -95,12 +95,14 @@ const GRPC_NAMES = new Map<number, string>(Object.entries(FIRESTORE_CODES).map((
 
 export interface TelemetryOptions {
   service: ServiceName;
+  /** Export as in this mode instead of the configuration's (benchmarks: "local", so no span is kept). */
+  exportAs?: RuntimeMode;
 }
 
 export function createTelemetry(config: AppConfig, options: TelemetryOptions): Telemetry {
   if (!config.telemetry.enabled) return noTelemetry;
   installContextManager();
-  const exporters = exportersFor(config.mode, options.service, config.telemetry.exportIntervalMs);
+  const exporters = exportersFor(options.exportAs ?? config.mode, options.service, config.telemetry.exportIntervalMs);
   const meterProvider = new MeterProvider({ resource: exporters.resource, readers: [exporters.metricReader] });
   const tracerProvider = createTracerProvider(exporters.resource, config.telemetry.sampleRatio, exporters.spanProcessors);
   const instruments = createInstruments(meterProvider.getMeter("messenger"));
