@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../functions/src/config";
+import { createTelemetry } from "../functions/src/telemetry/telemetry";
 import { registerUser, startTestApp, type RegisteredUser, type TestApp } from "./support/app";
 import { messageBody, sendMessage } from "./support/messages";
 import { closeAllSockets, connectReceiving, emitWithAck, waitFor } from "./support/sockets";
@@ -39,6 +41,7 @@ function valueOf(samples: Sample[], name: string, labels: Record<string, string>
 }
 
 let app: TestApp;
+let aliceSocket: Awaited<ReturnType<typeof connectReceiving>>["socket"];
 let alice: RegisteredUser;
 let bob: RegisteredUser;
 let metrics: Sample[];
@@ -52,7 +55,7 @@ beforeAll(async () => {
 
   // Two sends that are stored (REST and socket), both received and acknowledged by Bob.
   expect((await sendMessage(app, alice, bob)).status).toBe(201);
-  const aliceSocket = (await connectReceiving(app, alice.token)).socket;
+  aliceSocket = (await connectReceiving(app, alice.token)).socket;
   expect(await emitWithAck(aliceSocket, "send_message", messageBody(bob.id))).toMatchObject({ success: true });
   await waitFor(() => received.length === 2, 10_000, "both messages at Bob");
 
@@ -172,5 +175,43 @@ describe("traces", () => {
   it("when a socket event is handled, then it is a span of its own named for the event", () => {
     const names = app.telemetry!.spans!.getFinishedSpans().map((span) => span.name);
     expect(names).toContain("socket send_message");
+  });
+});
+
+describe("a busy database", () => {
+  const aborted = () => Object.assign(new Error("10 ABORTED: Transaction lock timeout."), { code: 10 });
+  const busy = async (transport: string) =>
+    parsePrometheus(await (await fetch(`${app.baseUrl}/metrics`)).text()).filter(
+      (sample) => sample.name === "messenger_database_busy_total" && sample.labels.messenger_transport === transport,
+    );
+
+  it("when a request or a socket event is answered 503 for a contended transaction, then it is counted with its reason", async () => {
+    vi.spyOn(app.services.userService, "profile").mockRejectedValueOnce(aborted());
+    expect((await app.request("GET", "/api/users/profile", { token: alice.token })).status).toBe(503);
+    expect(await busy("http")).toMatchObject([{ labels: { messenger_busy_reason: "aborted" }, value: 1 }]);
+
+    vi.spyOn(app.services.sender, "send").mockRejectedValueOnce(aborted());
+    expect(await emitWithAck(aliceSocket, "send_message", messageBody(bob.id))).toMatchObject({ error: { code: "SERVICE_UNAVAILABLE" } });
+    expect(await busy("socket")).toMatchObject([{ labels: { messenger_busy_reason: "aborted" }, value: 1 }]);
+  });
+});
+
+describe("the Cloud Function's telemetry", () => {
+  it("when it is made for production, then it has no /metrics or /status to serve (they are the local stack's only)", () => {
+    process.env.METADATA_SERVER_DETECTION ??= "none"; // the resource detector must not look for a metadata server here
+    // An hour between exports: nothing is pushed while the test runs (there is nothing to push it to).
+    const config = loadConfig("production", { FIREBASE_PROJECT_ID: "demo-prod", JWT_SECRET: "x".repeat(40), METRICS_EXPORT_INTERVAL_SECONDS: "3600" });
+    const telemetry = createTelemetry(config, { service: "messenger-api" });
+    expect(telemetry.enabled).toBe(true);
+    expect(telemetry.localRoutes).toBeUndefined();
+    expect(telemetry.spans).toBeUndefined();
+    expect(config.telemetry.sampleRatio).toBe(0.1);
+  });
+
+  it("when TELEMETRY=off, then nothing is recorded and nothing is served", () => {
+    const config = loadConfig("local", { JWT_SECRET: "x".repeat(40), TELEMETRY: "off" });
+    const telemetry = createTelemetry(config, { service: "messenger-api" });
+    expect(telemetry.enabled).toBe(false);
+    expect(telemetry.localRoutes).toBeUndefined();
   });
 });

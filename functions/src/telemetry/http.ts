@@ -1,5 +1,6 @@
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Tracer } from "@opentelemetry/api";
 import type { RequestHandler, Response } from "express";
+import { ATTR_ERROR_TYPE } from "@opentelemetry/semantic-conventions";
 import { ATTR, type Instruments } from "./instruments";
 import type { Recorder } from "./telemetry";
 import { extractTraceContext } from "./tracing";
@@ -45,7 +46,14 @@ export function httpTelemetry(tracer: Tracer, instruments: Instruments, recorder
       const locals = res.locals as HttpLocals;
       const route = locals.route || undefined;
       const status = res.statusCode;
-      const attributes: Attributes = { [ATTR.httpMethod]: method, [ATTR.httpStatus]: status, ...(route ? { [ATTR.httpRoute]: route } : {}) };
+      // The client went away before the answer was written: not a status the client saw.
+      const aborted = !res.writableFinished;
+      const attributes: Attributes = {
+        [ATTR.httpMethod]: method,
+        [ATTR.httpStatus]: status,
+        ...(route ? { [ATTR.httpRoute]: route } : {}),
+        ...(aborted ? { [ATTR_ERROR_TYPE]: "aborted" } : {}),
+      };
       instruments.httpDuration.record(Number(process.hrtime.bigint() - started) / 1e9, attributes);
       if (route) span.updateName(`${method} ${route}`);
       span.setAttributes(attributes);
