@@ -216,7 +216,9 @@ function relayTelemetry(tracer: Tracer, instruments: Instruments, recorder: Reco
       const ack = packet[last];
       if (last >= 1 && typeof ack === "function") {
         packet[last] = (response: { success?: boolean; error?: { code?: string } } | undefined, ...rest: unknown[]) => {
-          if (response?.success === false) span.setStatus({ code: SpanStatusCode.ERROR, message: response.error?.code });
+          // A refusal the client caused (4xx) is an answer, as for HTTP server spans; a 5xx is an error.
+          const code = response?.success === false ? response.error?.code : undefined;
+          if (code === "INTERNAL_ERROR" || code === "SERVICE_UNAVAILABLE") span.setStatus({ code: SpanStatusCode.ERROR, message: code });
           span.end();
           return (ack as (...args: unknown[]) => unknown)(response, ...rest);
         };
