@@ -18,7 +18,6 @@ const LATENCY_WINDOW_MS = 60_000;
 
 // functions/src/telemetry or functions/lib/telemetry: the repository root is three levels up either way.
 const WEB_DIR = resolve(__dirname, "..", "..", "..", "web");
-const UPLOT_DIR = dirname(require.resolve("uplot"));
 
 interface Sample {
   atMs: number;
@@ -59,7 +58,8 @@ export function localTelemetryRoutes(prometheus: PrometheusExporter): { routes: 
     await sampleNow(); // the latest point is now, whenever the page asks
     res.json(seriesOf(samples));
   });
-  router.use("/status/uplot", express.static(UPLOT_DIR, { index: false }));
+  // uPlot's built files, from node_modules (resolved here: only the local stack and tests serve them).
+  router.use("/status/uplot", express.static(dirname(require.resolve("uplot")), { index: false }));
   return { routes: router, stop: () => clearInterval(timer) };
 }
 
