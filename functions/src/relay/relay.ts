@@ -112,25 +112,25 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   const connectedUsers = new ConnectedUsers(presence, logger);
   const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock, telemetry);
   const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock });
-  let observed: ReturnType<Telemetry["relay"]> | undefined;
+  // This instance's metrics and socket spans (read when metrics are collected, after the feed is open).
+  const observed = telemetry.relay(instanceId, Object.keys(CLIENT_EVENTS), {
+    sockets: () => io.of("/").sockets.size,
+    listeners: () => eventFeed.listeners,
+    lastHeartbeatMs: () => presence.lastHeartbeatMs,
+  });
   const eventFeed = followInstanceEvents(
     events,
     instanceId,
     logger,
     (event) => {
-      observed?.emitted(event.type, event.createdAtMs, true);
+      observed.emitted(event.type, event.createdAtMs, true);
       delivery.handleEvent(event);
     },
     options.eventFeedRollMs,
   );
   const stopLocalEvents = events.deliverLocally(instanceId, (event) => {
-    observed?.emitted(event.type, event.createdAtMs, false);
+    observed.emitted(event.type, event.createdAtMs, false);
     delivery.handleEvent(event);
-  });
-  observed = telemetry.relay(instanceId, Object.keys(CLIENT_EVENTS), {
-    sockets: () => io.of("/").sockets.size,
-    listeners: () => eventFeed.listeners,
-    lastHeartbeatMs: () => presence.lastHeartbeatMs,
   });
   const typing = createTyping(users, events, config.rateLimits.typing, clock);
   // Every instance sweeps: with several, the sweep's transactions make each expiry happen once
@@ -161,7 +161,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   /** `source`: the event whose handler failed, or the limit on every event (`socketEvents`). */
   const failSafely = (socket: RelaySocket, error: unknown, ack: AnyAck, source: string) => {
     const known = (error instanceof AppError ? error : undefined) ?? busyDatabaseError(error);
-    observed?.failed(source, known ?? error);
+    observed.failed(source, known ?? error);
     if (!known) logger.error("relay handler failed", { socketId: socket.id, error });
     emitError(socket, known ?? errors.internal(), ack);
   };
@@ -177,7 +177,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     // Every event counts against the socket's limit; before authentication, all but `authenticate` are refused.
     // Each event is traced (a span of its own, its handler inside it) and counted by type.
     socket.use((packet, next) =>
-      observed!.traceEvent(packet, () => {
+      observed.traceEvent(packet, () => {
         const [event, ...args] = packet;
         const last = args[args.length - 1];
         const ack = typeof last === "function" ? (last as AnyAck) : undefined;
@@ -270,7 +270,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     }),
     async close({ handOff = false } = {}) {
       closing = true;
-      observed?.stop();
+      observed.stop();
       await expirySweep?.stop();
       stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });
