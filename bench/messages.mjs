@@ -1,5 +1,7 @@
 // Benchmark: message sends through the API against bare Admin SDK transactions of the same shape,
 // both on one Firestore emulator, in one run. Prints throughput, p50/p99 latency and the ratios.
+// Then the API with telemetry off and on (issue 19: metrics and spans recorded as the local stack does,
+// nothing exported), in ABBA order, side by side (target: under 5% apart). TELEMETRY_COMPARE=0 skips it.
 //
 //   npm run bench:messages            (builds first)
 //   PAIRS=50 PER_PAIR=20 ONE_PAIR=60 npm run bench:messages
@@ -9,10 +11,11 @@ import { initializeApp } from "firebase-admin/app";
 import { getFirestore, Timestamp } from "firebase-admin/firestore";
 import lib from "./lib.cjs";
 
-const { createApp, createServices, loadConfig, newId, percentile, messagePayload, useEmulator } = lib;
+const { createApp, createServices, createTelemetry, loadConfig, newId, percentile, messagePayload, useEmulator } = lib;
 const PAIRS = Number(process.env.PAIRS ?? 50);
 const PER_PAIR = Number(process.env.PER_PAIR ?? 20);
 const ONE_PAIR = Number(process.env.ONE_PAIR ?? 60);
+const TELEMETRY_COMPARE = process.env.TELEMETRY_COMPARE !== "0";
 
 function summarize(name, latencies, elapsedMs, failures) {
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -97,6 +100,49 @@ async function bareSend(db, senderId, receiverId) {
   });
 }
 
+/**
+ * The API with telemetry off and on, PAIRS x PER_PAIR sends each, in ABBA order (each section half the
+ * sends), so that drift in background load falls on both.
+ */
+async function compareTelemetry(startApi) {
+  const off = await startApi("telemetry-off", false);
+  const on = await startApi("telemetry-on", true);
+  const sides = { off, on };
+  const section = (side) => (lane) => sides[side].post("/messages/send", messagePayload(sides[side].users[lane * 2 + 1].id), sides[side].users[lane * 2].token);
+  await run("warm-up", 5, 4, section("off"));
+  await run("warm-up", 5, 4, section("on"));
+  const half = Math.max(1, Math.floor(PER_PAIR / 2));
+  const parts = { off: [], on: [] };
+  for (const side of ["off", "on", "on", "off"]) parts[side].push(await run(side, PAIRS, half, section(side)));
+  const combine = (name, runs) => {
+    const total = runs.reduce((sum, r) => sum + r.ok, 0);
+    const seconds = runs.reduce((sum, r) => sum + r.ok / r.perSecond, 0);
+    return {
+      name,
+      ok: total,
+      failed: runs.reduce((sum, r) => sum + r.failed, 0),
+      perSecond: total / seconds,
+      // The sections' own p50 and p99, averaged (each section has PAIRS x PER_PAIR/2 sends).
+      p50: runs.reduce((sum, r) => sum + r.p50, 0) / runs.length,
+      p99: runs.reduce((sum, r) => sum + r.p99, 0) / runs.length,
+      cpuMsPerOp: runs.reduce((sum, r) => sum + r.cpuMsPerOp, 0) / runs.length,
+    };
+  };
+  const rows = [combine("API, telemetry off", parts.off), combine("API, telemetry on", parts.on)];
+  console.log(`Telemetry off and on, ${PAIRS} pairs x ${PER_PAIR} sends each (ABBA), traces sampled at ${process.env.TRACE_SAMPLE_RATIO ?? "0.1"}\n`);
+  console.log("workload                               ok  failed   sends/s    p50 ms    p99 ms  node CPU ms/send");
+  for (const r of rows) {
+    console.log(
+      `${r.name.padEnd(36)} ${String(r.ok).padStart(5)} ${String(r.failed).padStart(7)} ${r.perSecond.toFixed(1).padStart(9)} ${r.p50.toFixed(1).padStart(9)} ${r.p99.toFixed(1).padStart(9)}${r.cpuMsPerOp.toFixed(2).padStart(18)}`,
+    );
+  }
+  const [a, b] = rows;
+  const pct = (x, y) => `${(((x - y) / y) * 100).toFixed(1)}%`;
+  console.log(`\ntelemetry on vs off: throughput ${pct(b.perSecond, a.perSecond)}, p50 ${pct(b.p50, a.p50)}, p99 ${pct(b.p99, a.p99)}, node CPU per send ${pct(b.cpuMsPerOp, a.cpuMsPerOp)}  (target: within 5%)\n`);
+  off.close();
+  on.close();
+}
+
 async function main() {
   process.env.METADATA_SERVER_DETECTION ??= "none";
   const emulator = await useEmulator("demo-bench");
@@ -109,64 +155,77 @@ async function main() {
     };
 
     // The API, over real HTTP. Rate limit raised: this measures the send path, not the limiter.
-    const apiDb = projectFor("api");
-    const config = loadConfig("test", {
-      FIREBASE_PROJECT_ID: "demo-bench-api",
-      JWT_SECRET: randomBytes(32).toString("hex"),
-      BCRYPT_COST: "4",
-      SEND_RATE_BURST: "100000",
-      // ... and so are the ceilings (README "Rate limits"): every bench user registers and sends from 127.0.0.1.
-      REGISTER_IP_LIMIT: "1000000",
-      API_IP_LIMIT: "1000000",
-      API_USER_LIMIT: "1000000",
-      LOG_LEVEL: "error",
-    });
-    const deps = { db: apiDb, config };
-    const server = createServer(createApp(deps, createServices(deps)));
-    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const base = `http://127.0.0.1:${server.address().port}/api`;
-    // node:http with keep-alive rather than fetch: the client shares this process's CPU with the
-    // server, and undici's per-request cost would be counted against the API.
-    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-    const post = (path, payload, token) =>
-      new Promise((resolve, reject) => {
-        const body = JSON.stringify(payload);
-        const request = httpRequest(
-          base + path,
-          {
-            method: "POST",
-            agent,
-            headers: {
-              "Content-Type": "application/json",
-              "Content-Length": Buffer.byteLength(body),
-              ...(token ? { Authorization: `Bearer ${token}` } : {}),
-            },
-          },
-          (response) => {
-            const chunks = [];
-            response.on("data", (chunk) => chunks.push(chunk));
-            response.on("end", () => {
-              const json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
-              if (response.statusCode >= 300) reject(new Error(`${response.statusCode} ${json.error?.code}`));
-              else resolve(json);
-            });
-          },
-        );
-        request.on("error", reject);
-        request.end(body);
+    // `telemetry`: record metrics and spans as the local stack does (Prometheus reader, no span kept).
+    const startApi = async (label, telemetry) => {
+      const db = projectFor(label);
+      const config = loadConfig("test", {
+        FIREBASE_PROJECT_ID: `demo-bench-${label}`,
+        JWT_SECRET: randomBytes(32).toString("hex"),
+        BCRYPT_COST: "4",
+        SEND_RATE_BURST: "100000",
+        // ... and so are the ceilings (README "Rate limits"): every bench user registers and sends from 127.0.0.1.
+        REGISTER_IP_LIMIT: "1000000",
+        API_IP_LIMIT: "1000000",
+        API_USER_LIMIT: "1000000",
+        LOG_LEVEL: "error",
+        TELEMETRY: telemetry ? "on" : "off",
+        // Production's default share of traces recorded (TRACE_SAMPLE_RATIO=1 to record every one).
+        TRACE_SAMPLE_RATIO: process.env.TRACE_SAMPLE_RATIO ?? "0.1",
       });
-    const { publicKey } = await import("node:crypto").then(({ generateKeyPairSync }) =>
-      generateKeyPairSync("ec", { namedCurve: "prime256v1", publicKeyEncoding: { type: "spki", format: "pem" } }),
-    );
-    const register = async (n) => {
-      const name = `bench_${n}_${randomBytes(3).toString("hex")}`;
-      const result = await post("/auth/register", { email: `${name}@example.com`, username: name, password: "benchmark password", publicKey });
-      return { id: result.user.id, token: result.token };
+      const deps = { db, config, telemetry: createTelemetry(config, { service: "messenger-api", exportAs: "local" }) };
+      const server = createServer(createApp(deps, createServices(deps)));
+      await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const base = `http://127.0.0.1:${server.address().port}/api`;
+      // node:http with keep-alive rather than fetch: the client shares this process's CPU with the
+      // server, and undici's per-request cost would be counted against the API.
+      const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+      const post = (path, payload, token) =>
+        new Promise((resolve, reject) => {
+          const body = JSON.stringify(payload);
+          const request = httpRequest(
+            base + path,
+            {
+              method: "POST",
+              agent,
+              headers: {
+                "Content-Type": "application/json",
+                "Content-Length": Buffer.byteLength(body),
+                ...(token ? { Authorization: `Bearer ${token}` } : {}),
+              },
+            },
+            (response) => {
+              const chunks = [];
+              response.on("data", (chunk) => chunks.push(chunk));
+              response.on("end", () => {
+                const json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+                if (response.statusCode >= 300) reject(new Error(`${response.statusCode} ${json.error?.code}`));
+                else resolve(json);
+              });
+            },
+          );
+          request.on("error", reject);
+          request.end(body);
+        });
+      const { publicKey } = await import("node:crypto").then(({ generateKeyPairSync }) =>
+        generateKeyPairSync("ec", { namedCurve: "prime256v1", publicKeyEncoding: { type: "spki", format: "pem" } }),
+      );
+      const register = async (n) => {
+        const name = `bench_${n}_${randomBytes(3).toString("hex")}`;
+        const result = await post("/auth/register", { email: `${name}@example.com`, username: name, password: "benchmark password", publicKey });
+        return { id: result.user.id, token: result.token };
+      };
+      const users = [];
+      for (let i = 0; i < PAIRS * 2 + 2; i += 10) {
+        users.push(...(await Promise.all(Array.from({ length: Math.min(10, PAIRS * 2 + 2 - i) }, (_, k) => register(i + k)))));
+      }
+      const close = () => {
+        server.closeAllConnections();
+        server.close();
+      };
+      return { post, users, close };
     };
-    const users = [];
-    for (let i = 0; i < PAIRS * 2 + 2; i += 10) {
-      users.push(...(await Promise.all(Array.from({ length: Math.min(10, PAIRS * 2 + 2 - i) }, (_, k) => register(i + k)))));
-    }
+    const api = await startApi("api", false);
+    const { post, users } = api;
 
     // Bare transactions in a project of their own, with receivers present like the API's.
     const bareDb = projectFor("bare");
@@ -198,8 +257,9 @@ async function main() {
     console.log(`ratio API/baseline throughput, one pair:  ${ratio(results[3], results[2])}`);
     console.log(`one pair through the API: ${results[3].ok}/${ONE_PAIR} succeeded (target: all)\n`);
 
-    server.closeAllConnections();
-    server.close();
+    api.close();
+
+    if (TELEMETRY_COMPARE) await compareTelemetry(startApi);
   } finally {
     await emulator?.stop();
   }

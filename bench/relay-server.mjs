@@ -20,7 +20,7 @@ const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 60_000);
 async function relayServices() {
   const { initializeApp } = await import("firebase-admin/app");
   const { getFirestore } = await import("firebase-admin/firestore");
-  const { createApp, createServices, loadConfig, attachRelay } = lib;
+  const { createApp, createServices, createTelemetry, loadConfig, attachRelay } = lib;
   const projectId = process.env.FIREBASE_PROJECT_ID;
   initializeApp({ projectId });
   const config = loadConfig("test", {
@@ -36,9 +36,13 @@ async function relayServices() {
     SOCKET_CONNECT_LIMIT: "1000000",
     SOCKET_AUTH_LIMIT: "1000000",
     SOCKET_EVENT_LIMIT: "1000000",
+    // Metrics and spans recorded as the local stack does (nothing exported) when the bench compares
+    // telemetry on and off (BENCH_TELEMETRY=on); traces sampled at production's default.
+    TELEMETRY: process.env.BENCH_TELEMETRY === "on" ? "on" : "off",
+    TRACE_SAMPLE_RATIO: process.env.TRACE_SAMPLE_RATIO ?? "0.1",
   });
   const db = getFirestore();
-  const deps = { db, config };
+  const deps = { db, config, telemetry: createTelemetry(config, { service: "messenger-relay", exportAs: "local" }) };
   return { db, deps, services: createServices(deps), createApp, attachRelay };
 }
 

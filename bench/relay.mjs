@@ -12,6 +12,9 @@
 //    each acknowledged message delivered and writes the sender's receipt into the feed (ACK=0: bench
 //    receivers do not acknowledge, which shows that path's share).
 //    Relay and floor run side by side; their phases alternate (ABBA), so background load falls on both.
+//    A second relay process with telemetry on (issue 19: metrics and spans recorded as the local stack
+//    does, nothing exported) runs the same phases, and the relay's paths are printed with telemetry off
+//    and on (target: under 5% apart). TELEMETRY_COMPARE=0 leaves it out.
 // 2. Capacity: authenticated sockets held by one relay process (one user each), in steps up to
 //    MAX_SOCKETS, with memory per socket above the idle process next to a bare Socket.IO server holding
 //    as many, and the Firestore listeners the relay holds at each step (one, whatever the users).
@@ -45,6 +48,7 @@ const STEP = Number(process.env.STEP ?? 1000);
 const PACE_MS = Number(process.env.PACE_MS ?? 10_000);
 const FEED_ROLL_MS = Number(process.env.FEED_ROLL_MS ?? 5000);
 const ACK = process.env.ACK !== "0";
+const TELEMETRY_COMPARE = process.env.TELEMETRY_COMPARE !== "0";
 const SERVER = fileURLToPath(new URL("./relay-server.mjs", import.meta.url));
 
 const { percentile, messagePayload, emulatorCpuMs, settleEmulator } = lib;
@@ -187,10 +191,19 @@ const ratio = (value, floor, target) => {
 };
 
 async function latency(env, lines, emulatorHost) {
-  const [relay, floor] = await Promise.all([startChild("relay", env("latency")), startChild("floor", env("floor"))]);
-  const [{ users }, { users: floorUsers }] = await Promise.all([relay.ask({ cmd: "mintUsers", count: USERS }), floor.ask({ cmd: "mintUsers", count: USERS })]);
+  const [relay, floor, observed] = await Promise.all([
+    startChild("relay", env("latency")),
+    startChild("floor", env("floor")),
+    TELEMETRY_COMPARE ? startChild("relay", { ...env("telemetry"), BENCH_TELEMETRY: "on" }) : undefined,
+  ]);
+  const [{ users }, { users: floorUsers }, observedUsers] = await Promise.all([
+    relay.ask({ cmd: "mintUsers", count: USERS }),
+    floor.ask({ cmd: "mintUsers", count: USERS }),
+    observed?.ask({ cmd: "mintUsers", count: USERS }),
+  ]);
   const sockets = await connectAll(relay.url, users, (user) => ({ token: user.token }));
   const floorSockets = await connectAll(floor.url, floorUsers, (user) => ({ userId: user.id, sessionId: user.sessionId }));
+  const observedSockets = observed ? await connectAll(observed.url, observedUsers.users, (user) => ({ token: user.token })) : [];
   const listenersAfterConnect = (await relay.ask({ cmd: "memory" })).stats.listeners;
   // Let connection-time work settle (presence, announcements, backlog reads).
   await settleEmulator(emulatorHost);
@@ -203,6 +216,11 @@ async function latency(env, lines, emulatorHost) {
     relaySocket: [relay, (pace) => exchange(users, sockets, socketSend, { pace })],
     floorSocket: [floor, (pace) => exchange(floorUsers, floorSockets, socketSend, { pace })],
   };
+  if (observed) {
+    const observedRest = (user, _socket, body) => postMessage(`${observed.url}/api/messages/send`, { Authorization: `Bearer ${user.token}` }, body);
+    paths.observedRest = [observed, (pace) => exchange(observedUsers.users, observedSockets, observedRest, { pace })];
+    paths.observedSocket = [observed, (pace) => exchange(observedUsers.users, observedSockets, socketSend, { pace })];
+  }
   /** One phase of a path, with the CPU its server process and the emulator used meanwhile. */
   const runPhase = async (name, pace) => {
     const [server, run] = paths[name];
@@ -219,7 +237,9 @@ async function latency(env, lines, emulatorHost) {
   // One quicker phase of each path to warm up (connections, JIT in both Node and the emulator's JVM),
   // then ROUNDS cycles of one phase each, in ABBA order (reversed every other cycle), so neither side is
   // favoured by its place in the run or by a drift in background load.
-  const order = ["relayRest", "floorRest", "floorSocket", "relaySocket"];
+  const order = observed
+    ? ["relayRest", "observedRest", "floorRest", "floorSocket", "observedSocket", "relaySocket"]
+    : ["relayRest", "floorRest", "floorSocket", "relaySocket"];
   for (const name of order) await runPhase(name, PACE_MS / 2);
   const measured = Object.fromEntries(order.map((name) => [name, []]));
   for (let cycle = 0; cycle < ROUNDS; cycle++) {
@@ -232,8 +252,10 @@ async function latency(env, lines, emulatorHost) {
   const r = Object.fromEntries(order.map((name) => [name, summarize(measured[name])]));
   sockets.forEach((socket) => socket.disconnect());
   floorSockets.forEach((socket) => socket.disconnect());
+  observedSockets.forEach((socket) => socket.disconnect());
   relay.stop();
   floor.stop();
+  observed?.stop();
 
   // The transport alone: Socket.IO forwarding the payload, no database.
   const bare = await startChild("bare", {});
@@ -277,6 +299,24 @@ async function latency(env, lines, emulatorHost) {
     ["server process, socket phases", "serverCpuMs", r.relaySocket, r.floorSocket],
   ]) {
     lines.push(`${label.padEnd(50)}${fixed(relayPath[key], 9)}${fixed(floorPath[key], 9)}${(relayPath[key] / floorPath[key]).toFixed(2).padStart(13)}x`);
+  }
+  if (observed) {
+    lines.push("");
+    lines.push(`Telemetry off and on (two relay processes, phases interleaved ABBA; traces sampled at ${process.env.TRACE_SAMPLE_RATIO ?? "0.1"}); target: within 5%`);
+    // Sends are paced (PACE_MS), so throughput is the same by design: the relay process's CPU per message is what telemetry costs.
+    lines.push("path                                  off p50  on p50  off p99  on p99   p50 diff   p99 diff   relay CPU ms/msg off    on    diff");
+    const pct = (on, off) => `${(((on - off) / off) * 100).toFixed(1)}%`.padStart(11);
+    for (const [label, measure, off, on] of [
+      ["(a) REST send -> message_received", "received", r.relayRest, r.observedRest],
+      ["    REST send -> 201", "sent", r.relayRest, r.observedRest],
+      ["(b) socket send_message -> ack", "sent", r.relaySocket, r.observedSocket],
+      ["(c) socket send -> message_received", "received", r.relaySocket, r.observedSocket],
+    ]) {
+      lines.push(
+        `${label.padEnd(36)}${fixed(off[measure].p50, 9)}${fixed(on[measure].p50, 8)}${fixed(off[measure].p99, 9)}${fixed(on[measure].p99, 8)}${pct(on[measure].p50, off[measure].p50)}${pct(on[measure].p99, off[measure].p99)}` +
+          `${fixed(off.serverCpuMs, 24)}${fixed(on.serverCpuMs, 6)}${pct(on.serverCpuMs, off.serverCpuMs).padStart(8)}`,
+      );
+    }
   }
 }
 

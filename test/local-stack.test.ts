@@ -87,8 +87,11 @@ describe("the local stack (npm start)", () => {
       const profile = await fetch(`${stack.url}/api/users/profile`, { headers: { Authorization: `Bearer ${firstToken}` } });
       expect(profile.status).toBe(200);
       expect(((await profile.json()) as any).user.username).toBe("stack_user");
+      const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+      expect(metrics).toMatch(/http_server_request_duration_count\{[^}]*http_route="\/api\/users\/profile"/);
       // The frontend team's pages: the demo, the typed client it imports, Socket.IO's browser client, the reference.
-      for (const [path, type] of [["/", "text/html"], ["/client/index.js", "javascript"], ["/socket.io/socket.io.js", "javascript"], ["/api/docs", "text/html"], ["/api/openapi.json", "application/json"]]) {
+      // And what the backend is doing: the /status charts (uPlot from node_modules) and /metrics.
+      for (const [path, type] of [["/", "text/html"], ["/client/index.js", "javascript"], ["/socket.io/socket.io.js", "javascript"], ["/api/docs", "text/html"], ["/api/openapi.json", "application/json"], ["/status", "text/html"], ["/status/uplot/uPlot.iife.min.js", "javascript"], ["/status/series", "application/json"], ["/metrics", "text/plain"]]) {
         const page = await fetch(`${stack.url}${path}`);
         expect(page.status, path).toBe(200);
         expect(page.headers.get("content-type"), path).toContain(type);
@@ -273,6 +276,8 @@ describe("what survives what, and how a start fails (npm start)", { timeout: 90_
       expect(login.status).toBe(503);
       expect(login.body).toMatchObject({ success: false, error: { code: "SERVICE_UNAVAILABLE" } });
       expect(elapsed).toBeLessThan(4000);
+      // Counted as a busy database, answered over HTTP.
+      expect(await (await fetch(`${stack.url}/metrics`)).text()).toMatch(/messenger_database_busy_total\{[^}]*messenger_transport="http"[^}]*\} 1/);
       process.kill(-emulatorGroup, "SIGCONT");
       // The same client answers again once the emulator does. (Health reads; the login's transactions
       // may wait a while longer for locks the emulator still holds for the abandoned attempt.)

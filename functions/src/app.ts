@@ -39,6 +39,7 @@ import { FirestorePresenceDirectory } from "./relay/presence";
 import { UserRepository } from "./users/repository";
 import { userOperations } from "./users/routes";
 import { UserService } from "./users/service";
+import { noTelemetry, type Telemetry } from "./telemetry/telemetry";
 
 /** Everything the app needs from outside; the Cloud Function, the local stack and tests each supply it. */
 export interface AppDeps {
@@ -50,14 +51,17 @@ export interface AppDeps {
   blobs?: BlobStore;
   /** The local stack's static pages (the demo at /, the API reference at /api/docs); the Cloud Function has none. */
   site?: LocalSite;
+  /** Metrics and traces (telemetry/telemetry.ts createTelemetry); without it nothing is recorded. */
+  telemetry?: Telemetry;
 }
 
 /** The domain services, built once and shared by the REST routes and the realtime relay. */
 export function createServices(deps: AppDeps) {
   const { config } = deps;
-  const db = applyFirestoreDeadline(deps.db, config.firestoreDeadlineMs);
+  const telemetry = deps.telemetry ?? noTelemetry;
+  const db = applyFirestoreDeadline(deps.db, config.firestoreDeadlineMs, telemetry.instrumentFirestore(deps.db));
   const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? createLogger({ level: config.logLevel });
+  const logger = telemetry.correlate(deps.logger ?? createLogger({ level: config.logLevel }));
   const users = new UserRepository(db);
   // The relay's side of the user-event ports (shared/user-events.ts) that capabilities publish through.
   const events = new UserEvents(db, clock);
@@ -97,19 +101,20 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, fileRemoval, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
+  return { db, config, clock, logger, telemetry, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 export function createApp(deps: AppDeps, services: Services = createServices(deps)): Express {
-  const { config, logger, limits } = services;
+  const { config, logger, limits, telemetry } = services;
   const app = express();
   app.set("trust proxy", config.trustProxyHops);
   app.disable("x-powered-by");
   app.disable("etag");
 
-  app.use(requestLogger(logger)); // first, so even CORS preflights get a request id and a log line
+  app.use(telemetry.http); // first: the request's span is the context everything after runs in
+  app.use(requestLogger(logger)); // then, so even CORS preflights get a request id and a log line
   app.use(helmet());
   app.use(cors({ origin: config.corsOrigins, credentials: true }));
   app.use("/api", limits.perAddress); // after CORS, so a browser can read a 429
@@ -139,6 +144,9 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use(mountOperations(messageOperations, { sender, messages, sessions, clock }, gates));
   api.use(mountOperations(keyExchangeOperations, { exchanges: services.keyExchanges }, gates));
   app.use("/api", api);
+  // GET /metrics and the /status dashboard: only telemetry made for the local stack (or tests) has them,
+  // never the Cloud Function's (telemetry/exporters.ts).
+  if (telemetry.localRoutes) app.use(telemetry.localRoutes);
   if (deps.site) app.use(localSiteRoutes(deps.site));
 
   app.use(notFoundHandler);

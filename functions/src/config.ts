@@ -108,6 +108,12 @@ const envSchema = z.object({
   TYPING_WINDOW_SECONDS: intFrom(5, 1, 86_400),
   TRUST_PROXY: z.coerce.number().int().min(0).max(10).optional(),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  // OpenTelemetry metrics and traces (telemetry/): "off" records nothing (benchmarks compare the two).
+  TELEMETRY: z.enum(["on", "off"]).default("on"),
+  // The share of traces started here that are recorded and exported; a caller's sampled traceparent is always followed.
+  TRACE_SAMPLE_RATIO: z.coerce.number().min(0).max(1).optional(),
+  // How often metrics are pushed to Cloud Monitoring (production only; locally /metrics is read on demand).
+  METRICS_EXPORT_INTERVAL_SECONDS: intFrom(60, 10, 3600),
   PORT: intFrom(3000, 0, 65_535),
   HOST: z.string().min(1).default("localhost"),
 });
@@ -196,6 +202,13 @@ function configOf(mode: RuntimeMode, vars: z.output<typeof envSchema>, secret: s
      */
     trustProxyHops: vars.TRUST_PROXY ?? (mode === "production" ? 1 : 0),
     logLevel: vars.LOG_LEVEL,
+    /** OpenTelemetry (telemetry/): exporters follow the mode (production: Google Cloud; locally: /metrics). */
+    telemetry: {
+      enabled: vars.TELEMETRY === "on",
+      /** Root traces recorded (a caller's sampled `traceparent` is always followed): all locally, 10% in production. */
+      sampleRatio: vars.TRACE_SAMPLE_RATIO ?? (mode === "production" ? 0.1 : 1),
+      exportIntervalMs: vars.METRICS_EXPORT_INTERVAL_SECONDS * 1000,
+    },
     port: vars.PORT,
     host: vars.HOST,
   };

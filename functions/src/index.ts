@@ -18,6 +18,7 @@ import { MessageRepository } from "./messages/repository";
 import { UserEvents } from "./relay/events";
 import { systemClock } from "./shared/clock";
 import { createLogger } from "./shared/logger";
+import { createTelemetry } from "./telemetry/telemetry";
 
 const jwtSecret = defineSecret("JWT_SECRET");
 
@@ -55,7 +56,10 @@ let app: Express | undefined;
 function buildApp(): Express {
   initializeFirebase();
   const config = loadConfig("production", functionEnv(), { jwtSecret: jwtSecret.value() });
-  return createApp({ db: getFirestore(), config, blobs: projectBlobStore() });
+  // Cloud Monitoring and Cloud Trace, exported in the background (docs/DEPLOY.md "Observability"): a
+  // response never waits for an export, so what an instance held when it was scaled in may be lost.
+  const telemetry = createTelemetry(config, { service: "messenger-api" });
+  return createApp({ db: getFirestore(), config, blobs: projectBlobStore(), telemetry });
 }
 
 /**

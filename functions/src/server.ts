@@ -26,6 +26,7 @@ import { startStorageEmulatorProcess, type StorageEmulatorProcess } from "./loca
 import { DEFAULT_LOCAL_SITE } from "./local/site";
 import { attachRelay } from "./relay/relay";
 import { createLogger, type Logger } from "./shared/logger";
+import { createTelemetry } from "./telemetry/telemetry";
 
 const EXPORT_INTERVAL_MS = 60_000;
 /**
@@ -160,7 +161,9 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
     const blobs = new GcsBlobStore(() => getStorage().bucket());
     await moveDiskBlobs(dataDir, blobs, logger);
     // The demo (/) and the API reference (/api/docs): static pages, local stack only.
-    const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE };
+    // Metrics at /metrics and the dashboard at /status (Prometheus text, read on demand: nothing dials out).
+    const telemetry = createTelemetry(config, { service: "messenger-api" });
+    const deps = { db: getFirestore(), config, logger, blobs, site: DEFAULT_LOCAL_SITE, telemetry };
     const services = createServices(deps);
     const app = createApp(deps, services);
     const relay = await Promise.race([attachRelay(server, services, { eventFeedRollMs: EMULATOR_FEED_ROLL_MS }), emulatorDiedDuringStart]);
@@ -171,6 +174,7 @@ export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, opti
       await fileCleanup.stop();
       await relay.close();
       await services.passwords.close();
+      await telemetry.shutdown();
       await stopEmulatorAndServer();
     };
   } catch (error) {
@@ -218,6 +222,7 @@ async function main(): Promise<void> {
       `  Realtime:  ${stack.url.replace("http", "ws")}   (VITE_WS_URL)\n` +
       `  Demo:      ${stack.url}/   (two users in one page, Web Crypto end to end)\n` +
       `  Reference: ${stack.url}/api/docs   (OpenAPI: ${stack.url}/api/openapi.json)\n` +
+      `  Status:    ${stack.url}/status   (live charts; Prometheus text at ${stack.url}/metrics)\n` +
       `  Project:   ${process.env.FIREBASE_PROJECT_ID ?? DEFAULT_LOCAL_PROJECT_ID} on the Firestore emulator\n` +
       `Press Ctrl-C to stop (data is kept).\n\n`,
   );

@@ -12,9 +12,15 @@ import { forgedCredentials, send, upload } from "./support";
  * the failures an attacker or a buggy client causes along the way (wrong password, forged tokens, bad
  * bodies that carry real secrets). Every log line the app wrote is then searched for every secret value
  * used: no token, password, refresh token, ciphertext, signature or key material may appear.
+ *
+ * The same for what telemetry recorded over the session (issue 19): every metric label in /metrics and
+ * every span's name and attributes carry none of those secrets, and no email, username or id either
+ * (labels and attributes come from small fixed sets: route patterns, codes, event names).
  */
 
 let app: TestApp;
+/** The users' ids, emails and usernames: fine in a log line (an operator's audit), never in a label. */
+const identifiers: string[] = [];
 /** Every secret value the session used, by what it is. */
 const secrets = new Map<string, string>();
 
@@ -37,7 +43,7 @@ function rememberTokens(who: string, tokens: { token: string; refreshToken: stri
 }
 
 beforeAll(async () => {
-  app = await startTestApp({}, { relay: {} });
+  app = await startTestApp({}, { relay: {}, telemetry: true });
   const [alice, bob] = await Promise.all([person(app), person(app)]);
   for (const [who, user] of [
     ["alice", alice],
@@ -47,6 +53,7 @@ beforeAll(async () => {
     remember(`${who} email`, user.email);
     rememberTokens(who, user);
     for (const line of pemBody(user.publicKey)) remember(`${who} identity key`, line);
+    identifiers.push(user.id, user.email, user.username);
   }
   await runSession(alice, bob);
 });
@@ -210,5 +217,37 @@ describe("the logs of a whole session", () => {
     }
 
     expect(offending).toEqual([]);
+  });
+
+  describe("what telemetry recorded over the session", () => {
+    /** Every metric line of /metrics, and every span's name, attributes, events and status, as text. */
+    async function recorded(): Promise<string[]> {
+      const metrics = (await (await fetch(`${app.baseUrl}/metrics`)).text()).split("\n").filter((line) => line && !line.startsWith("#"));
+      const spans = app.telemetry!.spans!.getFinishedSpans().map((span) =>
+        JSON.stringify({ name: span.name, attributes: span.attributes, events: span.events, status: span.status, resource: span.resource.attributes }),
+      );
+      return [...metrics, ...spans];
+    }
+
+    it("when the metrics and spans are searched for every secret value used, then none is found", async () => {
+      const lines = await recorded();
+      expect(lines.some((line) => line.startsWith("messenger_messages_stored_total"))).toBe(true);
+      expect(lines.some((line) => line.includes('"socket send_message"'))).toBe(true);
+      expect(secretsIn(lines)).toEqual([]);
+    });
+
+    it("when they are searched for the users' ids, emails and usernames and for any minted id, then none is found", async () => {
+      const lines = (await recorded()).join("\n");
+      expect(identifiers.length).toBe(6);
+      expect(identifiers.filter((value) => lines.includes(value))).toEqual([]);
+      expect(lines.match(/\b(user|msg|exchange|file|sess)_[A-Za-z0-9_-]{20,}/g) ?? []).toEqual([]);
+      expect(lines.match(/[^\s"@]+@[^\s"@]+\.[a-z]{2,}/gi) ?? []).toEqual([]);
+    });
+
+    it("when a label did carry one (control), then the search finds it", async () => {
+      const leaked = `messenger_messages_stored_total{user="${identifiers[0]}"} 1`;
+      const lines = [...(await recorded()), leaked].join("\n");
+      expect(identifiers.filter((value) => lines.includes(value))).toEqual([identifiers[0]]);
+    });
   });
 });

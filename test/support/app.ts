@@ -13,6 +13,7 @@ import { defaultStorageBucket } from "../../functions/src/local/storage-emulator
 import { DEFAULT_LOCAL_SITE } from "../../functions/src/local/site";
 import { attachRelay, type Relay, type RelayOptions } from "../../functions/src/relay/relay";
 import { createLogger } from "../../functions/src/shared/logger";
+import { createTelemetry, type Telemetry } from "../../functions/src/telemetry/telemetry";
 import { TestClock } from "./clock";
 import type { Curve } from "./webcrypto";
 
@@ -52,6 +53,8 @@ export interface TestApp {
   blobs: BlobStore;
   /** Every log line the app wrote, parsed. */
   logs: string[];
+  /** Present when started with the `telemetry` option: /metrics and /status are served, spans kept in memory. */
+  telemetry?: Telemetry;
   request<T = any>(method: string, path: string, options?: RequestOptions): Promise<ApiResponse<T>>;
   close(): Promise<void>;
 }
@@ -89,6 +92,8 @@ export interface StartOptions {
   relay?: RelayOptions;
   /** Serve the local stack's static pages (the demo at /, the API reference at /api/docs), as server.ts does. */
   site?: boolean;
+  /** Record metrics and traces as the local stack does (GET /metrics, /status), spans in memory. */
+  telemetry?: boolean;
 }
 
 /**
@@ -108,7 +113,8 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
   const clock = new TestClock();
   const logs: string[] = [];
   const logger = createLogger({ level: "debug", sink: (line) => logs.push(line) });
-  const deps = { db, config, clock, logger, blobs, site: options.site ? DEFAULT_LOCAL_SITE : undefined };
+  const telemetry = options.telemetry ? createTelemetry(config, { service: "messenger-api" }) : undefined;
+  const deps = { db, config, clock, logger, blobs, site: options.site ? DEFAULT_LOCAL_SITE : undefined, telemetry };
   const services = createServices(deps);
   const server: Server = createServer(createApp(deps, services));
   const relay = options.relay ? await attachRelay(server, services, options.relay) : undefined;
@@ -125,6 +131,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     clock,
     blobs,
     logs,
+    telemetry,
     async request(method, path, options = {}) {
       const headers: Record<string, string> = { ...options.headers };
       let body: string | Buffer | undefined;
@@ -148,6 +155,7 @@ export async function startTestApp(env: Record<string, string> = {}, options: St
     async close() {
       await relay?.close();
       await services.passwords.close();
+      await telemetry?.shutdown();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await fetch(

@@ -13,7 +13,7 @@ const SRC = resolve(__dirname, "../../functions/src");
 const ENTRY_POINTS = new Set(["index.ts", "server.ts", "relay/standalone.ts"]);
 const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "relay"] as const;
 /** Below every capability: they use none. */
-const PLUMBING = ["shared", "config", "local"];
+const PLUMBING = ["shared", "config", "local", "telemetry"];
 
 /**
  * What each capability may import besides plumbing. Users are the base; auth registers and presents

@@ -198,7 +198,7 @@ export class MessageRepository {
    * transaction would hold its read lock on the message across two round trips; under load (measured
    * on the emulator, 100 connected users) those locks queued behind each other until transactions timed out.
    */
-  async markDelivered(receiverId: string, deviceId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date; first: boolean } | undefined> {
+  async markDelivered(receiverId: string, deviceId: string, messageId: string, at: Date): Promise<{ senderId: string; deliveredAt: Date; sentAt: Date; first: boolean } | undefined> {
     const ref = this.messages.doc(messageId);
     // Names this acknowledgement in the document, so that a write of ours the SDK applied and then
     // retried is recognised as ours (two acknowledgements may well carry the same millisecond).
@@ -208,7 +208,7 @@ export class MessageRepository {
       const stored = snapshot.data() as StoredMessage | undefined;
       if (!stored || !canAcknowledgeMessage(receiverId, stored)) return undefined;
       if (!isPendingFor(stored.pendingDevices, deviceId)) {
-        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at, first: true } : undefined;
+        return stored.acknowledgementId === acknowledgementId ? { senderId: stored.senderId, deliveredAt: at, sentAt: stored.timestamp.toDate(), first: true } : undefined;
       }
       // At or after expiresAt the message expired (undelivered, if no device acknowledged: its sender is told so): too late.
       if (!canStillBeAcknowledged(stored, at)) return undefined;
@@ -227,7 +227,7 @@ export class MessageRepository {
         // if this commits first, the sweep reads a delivered message and writes no notice.
         // UNCLAIMED leaves with the first device.
         await ref.update({ ...leave, deliveredAt: Timestamp.fromDate(at), acknowledgementId }, { lastUpdateTime: snapshot.updateTime! });
-        return { senderId: stored.senderId, deliveredAt: at, first: true };
+        return { senderId: stored.senderId, deliveredAt: at, sentAt: stored.timestamp.toDate(), first: true };
       } catch (error) {
         // Changed since the read (another device was first, on any instance; or our own write, applied
         // and retried by the SDK) or deleted (expired): read it again.

@@ -1,6 +1,7 @@
 import type { KeyExchangeService } from "../keyexchange/service";
 import type { MessageRepository } from "../messages/repository";
 import type { Clock } from "../shared/clock";
+import { noTelemetry, type Telemetry } from "../telemetry/telemetry";
 import type { UserEvents } from "./events";
 
 /**
@@ -9,11 +10,18 @@ import type { UserEvents } from "./events";
  * delivered and sends the sender one `message_delivered`; later ones send nothing. Key-exchange notices are acknowledged per device the same way, without a receipt; an acknowledged
  * `message_expired` notice is deleted (only its sender's acknowledgement counts).
  */
-export function createAcknowledgements(messages: MessageRepository, keyExchanges: KeyExchangeService, events: UserEvents, clock: Clock) {
+export function createAcknowledgements(
+  messages: MessageRepository,
+  keyExchanges: KeyExchangeService,
+  events: UserEvents,
+  clock: Clock,
+  telemetry: Pick<Telemetry, "delivered"> = noTelemetry,
+) {
   return {
     async message(receiverId: string, deviceId: string, messageId: string): Promise<void> {
       const delivered = await messages.markDelivered(receiverId, deviceId, messageId, clock.now());
       if (!delivered?.first) return;
+      telemetry.delivered(delivered.sentAt, delivered.deliveredAt); // the first acknowledgement only
       // The receipt only matters to a sender who is connected now, so it is sent after the commit.
       await events.publish(delivered.senderId, "message_delivered", {
         messageId,

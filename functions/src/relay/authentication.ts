@@ -1,6 +1,7 @@
 import type { Authenticate } from "../auth/authenticate";
 import { AppError, errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
+import type { RelayTelemetry } from "../telemetry/telemetry";
 import type { SocketLimits } from "./limits";
 import type { ConnectedUsers } from "./presence";
 import type { RelaySocket } from "./schema";
@@ -25,6 +26,8 @@ export interface AuthenticationDeps {
   connectedUsers: ConnectedUsers;
   logger: Logger;
   instanceId: string;
+  /** Counts authentications by outcome. */
+  telemetry?: Pick<RelayTelemetry, "authenticated" | "failed">;
   isClosing(): boolean;
   /**
    * The socket's user is registered here: put the socket where its user's events reach it (synchronous,
@@ -41,6 +44,8 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
   const attempts = new WeakMap<RelaySocket, Promise<void>>();
 
   function refuse(socket: RelaySocket, error: AppError): void {
+    deps.telemetry?.authenticated(error.code);
+    deps.telemetry?.failed("authenticate", error);
     socket.emit("auth_error", { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) });
     socket.disconnect(true);
   }
@@ -76,6 +81,7 @@ export function createSocketAuthentication(deps: AuthenticationDeps) {
     if (!socket.connected || deps.isClosing()) return;
     deps.attach(socket, claims.userId);
     socket.emit("authenticated", { userId: claims.userId });
+    deps.telemetry?.authenticated("success");
     logger.info("socket authenticated", { socketId: socket.id, userId: claims.userId, instanceId });
     deps.afterAuthenticated(socket, claims.userId);
   }

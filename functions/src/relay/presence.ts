@@ -129,7 +129,11 @@ export class PresenceTracker extends FirestorePresenceDirectory {
       staleAfterMs: this.timing.staleAfterMs,
       expiresAt: Timestamp.fromMillis(now + 24 * 3600_000),
     });
+    this.lastHeartbeatMs = Date.now(); // real time, for the heartbeat-age metric (telemetry/)
   }
+
+  /** When this instance's heartbeat was last written (epoch ms). */
+  lastHeartbeatMs: number | undefined;
 
   /** The user's first socket on this instance. Announces user_online if they were offline everywhere. */
   async userConnected(userId: string): Promise<void> {

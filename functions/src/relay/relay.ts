@@ -17,6 +17,7 @@ import { deviceIdOf } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
+import { errorCodeOf, type Telemetry } from "../telemetry/telemetry";
 import type { UserRepository } from "../users/repository";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
@@ -25,7 +26,7 @@ import { followInstanceEvents } from "./event-feed";
 import type { UserEvents } from "./events";
 import { SocketLimits } from "./limits";
 import { ConnectedUsers, DEFAULT_PRESENCE_TIMING, PresenceTracker, type PresenceTiming } from "./presence";
-import { joinRoomSchema, messageAckSchema, type AnyAck, type RelayServer, type RelaySocket } from "./schema";
+import { CLIENT_EVENTS, joinRoomSchema, messageAckSchema, type AnyAck, type RelayServer, type RelaySocket } from "./schema";
 import { shutDownRelay } from "./shutdown";
 import { createTyping } from "./typing";
 
@@ -57,6 +58,7 @@ export interface RelayDeps {
   keyExchanges: KeyExchangeService;
   users: UserRepository;
   events: UserEvents;
+  telemetry: Telemetry;
 }
 
 export interface RelayOptions {
@@ -91,7 +93,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry } = deps;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, telemetry } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -109,10 +111,28 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   const presence = new PresenceTracker(db, clock, instanceId, users, events, logger, options.presenceTiming ?? DEFAULT_PRESENCE_TIMING);
   await presence.start();
   const connectedUsers = new ConnectedUsers(presence, logger);
-  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock);
+  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock, telemetry);
   const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock });
-  const eventFeed = followInstanceEvents(events, instanceId, logger, delivery.handleEvent, options.eventFeedRollMs);
-  const stopLocalEvents = events.deliverLocally(instanceId, delivery.handleEvent);
+  // This instance's metrics and socket spans (read when metrics are collected, after the feed is open).
+  const observed = telemetry.relay(instanceId, Object.keys(CLIENT_EVENTS), {
+    sockets: () => io.of("/").sockets.size,
+    listeners: () => eventFeed.listeners,
+    lastHeartbeatMs: () => presence.lastHeartbeatMs,
+  });
+  const eventFeed = followInstanceEvents(
+    events,
+    instanceId,
+    logger,
+    (event) => {
+      observed.emitted(event.type, event.createdAtMs, true);
+      delivery.handleEvent(event);
+    },
+    options.eventFeedRollMs,
+  );
+  const stopLocalEvents = events.deliverLocally(instanceId, (event) => {
+    observed.emitted(event.type, event.createdAtMs, false);
+    delivery.handleEvent(event);
+  });
   const typing = createTyping(users, events, config.rateLimits.typing, clock);
   // Every instance sweeps: with several, the sweep's transactions make each expiry happen once
   // (messages/repository.ts expire); more instances only make the notice come sooner.
@@ -127,6 +147,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     connectedUsers,
     logger,
     instanceId,
+    telemetry: observed,
     isClosing: () => closing,
     attach: delivery.attach,
     afterAuthenticated: (socket, userId) => void delivery.deliverOwed(socket, userId),
@@ -138,8 +159,10 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     else socket.emit("error", body.error);
   };
 
-  const failSafely = (socket: RelaySocket, error: unknown, ack: AnyAck) => {
+  /** `source`: the event whose handler failed, or the limit on every event (`socketEvents`). */
+  const failSafely = (socket: RelaySocket, error: unknown, ack: AnyAck, source: string) => {
     const known = (error instanceof AppError ? error : undefined) ?? busyDatabaseError(error);
+    observed.failed(source, known ?? error);
     if (!known) logger.error("relay handler failed", { socketId: socket.id, error });
     emitError(socket, known ?? errors.internal(), ack);
   };
@@ -153,17 +176,21 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     deadline.unref();
 
     // Every event counts against the socket's limit; before authentication, all but `authenticate` are refused.
-    socket.use(([event, ...args], next) => {
-      const last = args[args.length - 1];
-      const ack = typeof last === "function" ? (last as AnyAck) : undefined;
-      try {
-        limits.event(socket);
-      } catch (error) {
-        return failSafely(socket, error, ack);
-      }
-      if (delivery.isAttached(socket) || event === "authenticate") return next();
-      emitError(socket, errors.unauthorized("Authenticate first"), ack);
-    });
+    // Each event is traced (a span of its own, its handler inside it) and counted by type.
+    socket.use((packet, next) =>
+      observed.traceEvent(packet, () => {
+        const [event, ...args] = packet;
+        const last = args[args.length - 1];
+        const ack = typeof last === "function" ? (last as AnyAck) : undefined;
+        try {
+          limits.event(socket);
+        } catch (error) {
+          return failSafely(socket, error, ack, "socketEvents");
+        }
+        if (delivery.isAttached(socket) || event === "authenticate") return next();
+        emitError(socket, errors.unauthorized("Authenticate first"), ack);
+      }),
+    );
 
     socket.on("authenticate", (payload) => {
       void authentication.authenticate(socket, (payload as { token?: unknown } | null)?.token);
@@ -187,9 +214,11 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
         const input = parseInput(sendMessageSchema, payload);
         const { userId, sessionId } = socket.data;
         const { record, duplicate } = await withDeadline(sender.send(userId!, input, sessions.guard(sessionId!, userId!), deviceIdOf(sessionId!)), config.firestoreDeadlineMs);
+        telemetry.send("socket", { stored: !duplicate });
         ack?.({ success: true, message: record, ...(duplicate ? { duplicate: true as const } : {}) });
       } catch (error) {
-        failSafely(socket, error, ack);
+        telemetry.send("socket", { errorCode: errorCodeOf(error) });
+        failSafely(socket, error, ack, "send_message");
       }
     });
 
@@ -200,7 +229,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
         await withDeadline(acknowledgements.message(socket.data.userId!, deviceIdOf(socket.data.sessionId!), messageId), config.firestoreDeadlineMs);
         ack?.({ success: true });
       } catch (error) {
-        failSafely(socket, error, ack);
+        failSafely(socket, error, ack, "message_ack");
       }
     });
 
@@ -213,7 +242,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
           await withDeadline(typing.indicate(socket.id, socket.data.userId!, payload, isTyping), config.firestoreDeadlineMs);
           ack?.({ success: true });
         } catch (error) {
-          failSafely(socket, error, ack);
+          failSafely(socket, error, ack, event);
         }
       });
     }
@@ -242,6 +271,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     }),
     async close({ handOff = false } = {}) {
       closing = true;
+      observed.stop();
       await expirySweep?.stop();
       stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });

@@ -10,6 +10,7 @@ import { getFirestore } from "firebase-admin/firestore";
 import { createServices } from "../app";
 import { ConfigError, loadConfig } from "../config";
 import { createLogger } from "../shared/logger";
+import { createTelemetry } from "../telemetry/telemetry";
 import { attachRelay } from "./relay";
 
 async function main(): Promise<void> {
@@ -17,7 +18,9 @@ async function main(): Promise<void> {
   const config = loadConfig(local ? "local" : "production");
   const logger = createLogger({ level: config.logLevel });
   initializeApp(local ? { projectId: config.projectId } : undefined);
-  const services = createServices({ db: getFirestore(), config, logger });
+  // In production: Cloud Monitoring and Cloud Trace as the Cloud Run service account (docs/DEPLOY.md).
+  const telemetry = createTelemetry(config, { service: "messenger-relay" });
+  const services = createServices({ db: getFirestore(), config, logger, telemetry });
 
   let relayStats = (): object => ({});
   const server = createServer((req, res) => {
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
       .close({ handOff: true })
       .then(() => new Promise<void>((resolve) => server.close(() => resolve())))
       .then(() => services.passwords.close())
+      .then(() => telemetry.shutdown()) // exports what is pending
       .then(
         () => process.exit(0),
         (error: Error) => {

@@ -1,3 +1,4 @@
+import type { RequestHandler } from "express";
 import type { Firestore } from "firebase-admin/firestore";
 import type { AppConfig } from "../config";
 import type { Clock } from "./clock";
@@ -15,7 +16,7 @@ import { byCaller, byClientAddress, FirestoreRateLimiter, MemoryRateLimiter, rat
 export function createEndpointLimits(policies: AppConfig["rateLimits"], db: Firestore, clock: Clock) {
   const shared = new FirestoreRateLimiter(db, clock);
   const local = new MemoryRateLimiter(clock);
-  return {
+  return named({
     /** Every /api request, per client address. */
     perAddress: rateLimit(local, policies.apiPerIp, byClientAddress("api")),
     /** Every authenticated request, per user: mount right behind requireAuth. */
@@ -35,7 +36,23 @@ export function createEndpointLimits(policies: AppConfig["rateLimits"], db: Fire
     contactWrites: rateLimit(shared, policies.contactWrites, byCaller("contacts")),
     /** Initiating and responding to key exchanges. */
     keyExchange: rateLimit(shared, policies.keyExchange, byCaller("keyexchange")),
-  };
+  });
+}
+
+/** Each limit, when it refuses, leaves its class's name for the 429 count by class (telemetry/http.ts). */
+function named<Limits extends Record<string, RequestHandler>>(limits: Limits): Limits {
+  const entries = Object.entries(limits).map(([name, limit]): [string, RequestHandler] => [
+    name,
+    async (req, res, next) => {
+      try {
+        await limit(req, res, next);
+      } catch (error) {
+        res.locals.rateLimitClass = name;
+        throw error;
+      }
+    },
+  ]);
+  return Object.fromEntries(entries) as Limits;
 }
 
 export type EndpointLimits = ReturnType<typeof createEndpointLimits>;

@@ -1,4 +1,4 @@
-import type { Firestore } from "firebase-admin/firestore";
+import type { Firestore, Settings } from "firebase-admin/firestore";
 
 /**
  * The Firestore layout, written down once. Every document id below is either minted by the server
@@ -147,13 +147,15 @@ const configured = new WeakSet<Firestore>();
  * Gives every Firestore call a deadline (`FIRESTORE_DEADLINE_SECONDS`): each call, with the SDK's own
  * retries, gives up after `deadlineMs` (the SDK's defaults are 60 s to 10 minutes), so a database that
  * is down or stuck fails requests with 503 instead of hanging them (shared/http.ts). Call once per
- * client, before its first use; the gax client configuration is how the SDK takes it.
+ * client, before its first use; the gax client configuration is how the SDK takes it. `more` are other
+ * settings to apply with it (the SDK takes settings once): telemetry's tracer provider.
  */
-export function applyFirestoreDeadline(db: Firestore, deadlineMs: number): Firestore {
+export function applyFirestoreDeadline(db: Firestore, deadlineMs: number, more: Settings = {}): Firestore {
   if (configured.has(db)) return db;
   configured.add(db);
   const methods = Object.fromEntries(DEADLINED_METHODS.map((name) => [name, { timeout_millis: deadlineMs }]));
   db.settings({
+    ...more,
     clientConfig: {
       interfaces: {
         "google.firestore.v1.Firestore": {

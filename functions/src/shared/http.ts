@@ -1,3 +1,4 @@
+import { AsyncResource } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from "express";
 import { knownCaller } from "./caller";
@@ -33,11 +34,12 @@ export function requestLogger(logger: Logger): RequestHandler {
       get: () => route,
       set: (value: { path?: unknown } | undefined) => {
         route = value;
-        if (typeof value?.path === "string") matchedRoute = req.baseUrl + value.path;
+        if (typeof value?.path === "string") res.locals.route = matchedRoute = req.baseUrl + value.path;
       },
     });
     res.setHeader("X-Request-Id", requestId);
-    res.on("finish", () => {
+    // Bound to the request's async context, so the line carries its trace (telemetry/tracing.ts).
+    res.on("finish", AsyncResource.bind(() => {
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       const fields = {
         requestId,
@@ -49,7 +51,7 @@ export function requestLogger(logger: Logger): RequestHandler {
       };
       if (res.statusCode >= 500) logger.error("request failed", fields);
       else logger.info("request", fields);
-    });
+    }));
     next();
   };
 }
@@ -158,6 +160,8 @@ export function requestDeadline(deadlineMs: number): RequestHandler {
       if (res.headersSent) return;
       res.locals.deadlineExpired = true;
       const error = deadlineError(deadlineMs);
+      res.locals.busyCause = error;
+      res.locals.errorCode = error.code;
       res.set(error.headers).status(error.status).json(toEnvelope(error));
     }, deadlineMs);
     timer.unref();
@@ -190,7 +194,10 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       const mapped =
         error instanceof Error ? (fromBodyParser(error as BodyParserError) ?? fromClientError(error as BodyParserError)) : undefined;
       const busy = mapped ? undefined : busyDatabaseError(error);
-      if (busy) logger.warn("database busy", { requestId: res.locals.requestId, error: (error as Error).message });
+      if (busy) {
+        res.locals.busyCause = error;
+        logger.warn("database busy", { requestId: res.locals.requestId, error: (error as Error).message });
+      }
       if (mapped ?? busy) {
         appError = (mapped ?? busy)!;
       } else {
@@ -201,6 +208,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         appError = errors.internal();
       }
     }
+    res.locals.errorCode = appError.code;
     if (res.headersSent) {
       res.end();
       return;
