@@ -38,6 +38,8 @@ export interface LinkedIdentity {
   curve: LinkCurve;
   /** The account's registered public key (PEM SPKI) that the private key was checked against. */
   publicKeyPem: string;
+  /** Whatever else the approver sent along, encrypted with the key (e.g. conversation keys); undefined if nothing. */
+  extras?: unknown;
 }
 
 /** The new device's side of a link request in progress. */
@@ -156,14 +158,14 @@ export async function requestDeviceLink(api: ApiClient, { curve = "P-256" }: { c
     sealed.set(ciphertext);
     sealed.set(tag, ciphertext.length);
     const plain = await subtle().decrypt({ name: "AES-GCM", iv: fromBase64(approval.iv) }, key, sealed);
-    const payload = JSON.parse(new TextDecoder().decode(plain)) as { version: number; curve: LinkCurve; identityPrivateKey: string };
+    const payload = JSON.parse(new TextDecoder().decode(plain)) as { version: number; curve: LinkCurve; identityPrivateKey: string; extras?: unknown };
     if (payload.version !== PAYLOAD_VERSION || payload.curve !== registered.curve) throw new Error("Unrecognised device link payload");
 
     const privateKey = await subtle().importKey("pkcs8", fromBase64(payload.identityPrivateKey), { name: "ECDSA", namedCurve: payload.curve }, true, ["sign"]);
     // The key must be the account's registered one: same public point.
     const [mine, theirs] = await Promise.all([subtle().exportKey("jwk", privateKey), subtle().exportKey("jwk", registered.key)]);
     if (mine.x !== theirs.x || mine.y !== theirs.y) throw new Error("The payload is not the account's registered identity key");
-    return { privateKey, curve: payload.curve, publicKeyPem: user.publicKey };
+    return { privateKey, curve: payload.curve, publicKeyPem: user.publicKey, ...(payload.extras !== undefined ? { extras: payload.extras } : {}) };
   }
 
   return { requestId, expiresAt, ephemeralPublicKey, verificationCode: await deviceLinkCode(ephemeralPublicKey), complete };
@@ -173,11 +175,13 @@ export async function requestDeviceLink(api: ApiClient, { curve = "P-256" }: { c
  * A device that holds the identity key approves a request (from `device_link_request` or
  * GET /devices/link-requests): only after its person compared `deviceLinkCode(request.ephemeralPublicKey)`
  * with the code the new device shows. `identityPrivateKey` must be extractable (it is sent, encrypted).
+ * `extras` (any JSON) travels in the same ciphertext: what else the new device needs, e.g. conversation keys.
  */
 export async function approveDeviceLink(
   api: ApiClient,
   request: Pick<DeviceLinkRequestEvent | LinkRequest, "requestId" | "ephemeralPublicKey">,
   identityPrivateKey: WebCryptoKey,
+  { extras }: { extras?: unknown } = {},
 ) {
   const curve = (identityPrivateKey.algorithm as { namedCurve?: string }).namedCurve as LinkCurve;
   if (!identityPrivateKey.extractable) throw new Error("The identity private key is not extractable, so it cannot be sent to a new device");
@@ -187,7 +191,7 @@ export async function approveDeviceLink(
   const key = await linkKey(ephemeral.privateKey, request.ephemeralPublicKey, request.requestId);
 
   const pkcs8 = await subtle().exportKey("pkcs8", identityPrivateKey);
-  const plain = utf8(JSON.stringify({ version: PAYLOAD_VERSION, curve, identityPrivateKey: toBase64(pkcs8) }));
+  const plain = utf8(JSON.stringify({ version: PAYLOAD_VERSION, curve, identityPrivateKey: toBase64(pkcs8), ...(extras !== undefined ? { extras } : {}) }));
   const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
   const sealed = new Uint8Array(await subtle().encrypt({ name: "AES-GCM", iv }, key, plain));
   const signature = await subtle().sign({ name: "ECDSA", hash: hashOf(curve) }, identityPrivateKey, signedText(request.requestId, ephemeralPublicKey));
