@@ -335,3 +335,33 @@ describe("linking a new device", () => {
     expectError(await app.request("POST", path, { token: alice.first.token, body: { ...body, iv: "not base64!" } }), 400, "VALIDATION_ERROR", "iv");
   });
 });
+
+describe("with two relay instances", () => {
+  let other: TestApp;
+  beforeAll(async () => {
+    other = await startTestApp({ LOGIN_ACCOUNT_LIMIT: "1000" }, { projectId: app.projectId, relay: {} });
+  });
+  afterAll(async () => {
+    await other?.close();
+  });
+
+  it("when the new device is on the other instance, then the approval reaches it there and its removal disconnects it there", async () => {
+    const alice = await account();
+    const phone = await login(alice, "Phone");
+    const phoneSocket = await connectAs(other, phone.token);
+    const laptopSocket = await connectAs(app, alice.first.token);
+    const requestSeen = nextEvent(laptopSocket, "device_link_request");
+    const approved = nextEvent(phoneSocket, "device_link_approved");
+
+    const pending = await requestDeviceLink(apiClient(other, phone.token));
+    await approveDeviceLink(alice.first.api, await requestSeen, alice.identity.keys.privateKey);
+    const linked = await pending.complete(await approved);
+    expect(linked.publicKeyPem).toBe(alice.identity.publicKeyPem);
+
+    const ended = nextEvent(phoneSocket, "auth_error");
+    await alice.first.api.removeDevice(phone.deviceId);
+    expect((await ended).code).toBe("UNAUTHORIZED");
+    expectError(await other.request("GET", "/api/devices", { token: phone.token }), 401);
+    expect(laptopSocket.connected).toBe(true);
+  });
+});
