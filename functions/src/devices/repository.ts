@@ -55,13 +55,17 @@ export class LinkRequestRepository {
    */
   async read(id: string, caller: DeviceCaller, now: Date): Promise<{ request: LinkRequest; approval: LinkApproval | null }> {
     const ref = this.requests.doc(id);
+    // An attempt that committed took the payload; if the SDK retries it, the retry finds it gone and
+    // answers what the first attempt read.
+    let taken: LinkApproval | null = null;
     return this.db.runTransaction(async (tx) => {
       const snapshot = await tx.get(ref);
       const request = snapshot.exists ? { id, ...(snapshot.data() as StoredLinkRequest) } : undefined;
       if (!request || !canSeeLinkRequest(caller, request)) throw linkRequestNotFound();
       const { approval, update } = decideRead(request, caller, now);
+      if (approval) taken = approval;
       if (update) tx.update(ref, update);
-      return { request: { ...request, ...update }, approval };
+      return { request: { ...request, ...update }, approval: approval ?? taken };
     });
   }
 
