@@ -316,6 +316,17 @@ describe("linking a new device", () => {
     }
   });
 
+  it("when the device that asked was removed, then its request is no longer listed and answering it is 410", async () => {
+    const alice = await account();
+    const phone = await login(alice, "Phone");
+    const pending = await requestDeviceLink(phone.api);
+    await alice.first.api.removeDevice(phone.deviceId);
+    expect((await alice.first.api.listLinkRequests()).requests).toEqual([]);
+    const approval = await approveDeviceLink(alice.first.api, pending, alice.identity.keys.privateKey).catch((error: unknown) => error);
+    expect(approval).toMatchObject({ status: 410, code: "LINK_REQUEST_EXPIRED" });
+    expect((await linkRequestDoc(pending.requestId)).get("approval")).toBeNull();
+  });
+
   it("when the body is malformed, then 400 VALIDATION_ERROR naming the field; a key on another curve than the new device's is refused", async () => {
     const alice = await account();
     const phone = await login(alice, "Phone");

@@ -65,6 +65,11 @@ describe("a link request's life", () => {
     expect(refusal(decideAnswer(pending(), laptop, { approval: p384, answeredAt: later(1) }))).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "ephemeralPublicKey" } });
   });
 
+  it("when the device that asked is no longer signed in, then 410 and nothing is written", () => {
+    const error = refusal(decideAnswer(pending(), laptop, { approval: approval(), answeredAt: later(1) }, false));
+    expect(error).toMatchObject({ code: "LINK_REQUEST_EXPIRED", details: { status: "expired" } });
+  });
+
   it("when the SDK retries an answer that committed, then it recognises its own and writes nothing", () => {
     const request = approved();
     expect(decideAnswer(request, laptop, { approval: approval(), answeredAt: later(1000) })).toEqual({ kind: "answered" });

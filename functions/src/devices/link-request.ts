@@ -95,9 +95,11 @@ export type AnswerDecision =
 /**
  * Another device of the account answers a request (undefined: none with that id). The requester may not
  * answer its own request (403: it knows the request exists); anyone outside the account gets 404; a
- * request is answered once (409 LINK_REQUEST_NOT_PENDING), and only before its expiry (410).
+ * request is answered once (409 LINK_REQUEST_NOT_PENDING), and only before its expiry (410), and while
+ * the device that asked is still signed in (`requesterSignedIn`; removed or logged out, its request is
+ * over: 410 too).
  */
-export function decideAnswer(request: LinkRequest | undefined, caller: DeviceCaller, answer: LinkAnswer): AnswerDecision {
+export function decideAnswer(request: LinkRequest | undefined, caller: DeviceCaller, answer: LinkAnswer, requesterSignedIn = true): AnswerDecision {
   const refuse = (error: AppError) => ({ kind: "refused" as const, error });
   if (!request || !canSeeLinkRequest(caller, request)) return refuse(linkRequestNotFound());
   if (
@@ -114,6 +116,9 @@ export function decideAnswer(request: LinkRequest | undefined, caller: DeviceCal
   const status = statusOf(request, answer.answeredAt);
   if (status === "expired") return refuse(new AppError("LINK_REQUEST_EXPIRED", "This link request has expired; the new device must ask again", { status }));
   if (status !== "pending") return refuse(new AppError("LINK_REQUEST_NOT_PENDING", `This link request is already ${status}`, { status }));
+  if (!requesterSignedIn) {
+    return refuse(new AppError("LINK_REQUEST_EXPIRED", "The device that asked is no longer signed in; it must sign in and ask again", { status: "expired" }));
+  }
   if (answer.approval) {
     const requesterCurve = parseEcPublicKeyPem(request.ephemeralPublicKey)?.curve;
     if (requesterCurve !== parseEcPublicKeyPem(answer.approval.ephemeralPublicKey)?.curve) {

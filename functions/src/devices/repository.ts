@@ -1,4 +1,5 @@
 import type { Firestore, QueryDocumentSnapshot } from "firebase-admin/firestore";
+import type { SessionGuard } from "../auth/sessions";
 import { COLLECTIONS } from "../shared/firestore";
 import {
   decideAcknowledge,
@@ -35,13 +36,22 @@ export class LinkRequestRepository {
     });
   }
 
-  /** Records an approval or a rejection, as decideAnswer decides; a refusal is thrown and nothing written. */
-  async answer(id: string, caller: DeviceCaller, answer: LinkAnswer): Promise<LinkRequest> {
+  /**
+   * Records an approval or a rejection, as decideAnswer decides; a refusal is thrown and nothing written.
+   * `requesterSession` guards the asking device's session, read in the same transaction, so a device
+   * removed (or logged out) before the answer never gets one.
+   */
+  async answer(id: string, caller: DeviceCaller, answer: LinkAnswer, requesterSession: (request: LinkRequest) => SessionGuard): Promise<LinkRequest> {
     const ref = this.requests.doc(id);
     return this.db.runTransaction(async (tx) => {
       const snapshot = await tx.get(ref);
       const request = snapshot.exists ? { id, ...(snapshot.data() as StoredLinkRequest) } : undefined;
-      const decision = decideAnswer(request, caller, answer);
+      let requesterSignedIn = true;
+      if (request && canSeeLinkRequest(caller, request) && request.status === "pending") {
+        const guard = requesterSession(request);
+        requesterSignedIn = guard.isActive(await tx.get(guard.ref));
+      }
+      const decision = decideAnswer(request, caller, answer, requesterSignedIn);
       if (decision.kind === "refused") throw decision.error;
       if (decision.kind === "answered") return request!;
       tx.update(ref, decision.update);

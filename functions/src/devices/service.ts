@@ -26,7 +26,7 @@ export const linkSignedText = (requestId: string, ephemeralPublicKey: string) =>
  */
 export class DeviceService {
   constructor(
-    private readonly sessions: Pick<SessionStore, "devices" | "device" | "revoke">,
+    private readonly sessions: Pick<SessionStore, "devices" | "device" | "revoke" | "guard">,
     private readonly linkRequests: LinkRequestRepository,
     private readonly users: Pick<UserRepository, "findById">,
     private readonly events: UserEventPublisher,
@@ -60,8 +60,11 @@ export class DeviceService {
   async pending(caller: Caller) {
     const now = this.clock.now();
     const { deviceId } = asDevice(caller);
-    const requests = (await this.linkRequests.pendingFor(caller.userId))
-      .filter((request) => statusOf(request, now) === "pending" && request.requesterDeviceId !== deviceId)
+    const [pending, devices] = await Promise.all([this.linkRequests.pendingFor(caller.userId), this.sessions.devices(caller.userId)]);
+    // A removed or logged-out device's requests are over (decideAnswer refuses them).
+    const signedIn = new Set(devices.map((device) => device.deviceId));
+    const requests = pending
+      .filter((request) => statusOf(request, now) === "pending" && request.requesterDeviceId !== deviceId && signedIn.has(request.requesterDeviceId))
       .sort((a, b) => a.createdAt.toMillis() - b.createdAt.toMillis());
     return { requests: requests.map((request) => toLinkRequestView(request, now)) };
   }
@@ -102,7 +105,8 @@ export class DeviceService {
 
   private async answer(caller: Caller, requestId: string, approval: ApproveLinkRequestInput | null) {
     const answeredAt = this.clock.now();
-    const request = await this.linkRequests.answer(requestId, asDevice(caller), { approval, answeredAt });
+    const requesterSession = (request: LinkRequest) => this.sessions.guard(sessionIdOfDevice(request.requesterDeviceId)!, request.userId);
+    const request = await this.linkRequests.answer(requestId, asDevice(caller), { approval, answeredAt }, requesterSession);
     const event = linkAnswerEvent(request);
     if (event) await this.events.publish(caller.userId, event.type, event.payload, { onlyDevice: request.requesterDeviceId });
     return { requestId, status: request.status as "approved" | "rejected", answeredAt: request.answeredAt!.toDate().toISOString() };
