@@ -39,6 +39,7 @@ interface Script {
   file: { name: string; text: string };
   disappearing: string;
   onceFile: { name: string; text: string };
+  toBothDevices: string;
 }
 
 (chromiumInstalled || IN_CI ? describe : describe.skip)("the browser demo in headless Chromium", () => {
@@ -88,14 +89,15 @@ interface Script {
 
     // Both sides derived the same session key, and say so.
     const fingerprints = await page.locator(".session").evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-fingerprint")));
-    expect(fingerprints).toHaveLength(2);
+    expect(fingerprints).toHaveLength(3); // Alice's second device received the session key with the link
     expect(fingerprints[0]).toMatch(/^([0-9a-f]{2}:){7}[0-9a-f]{2}$/);
     expect(fingerprints[1]).toBe(fingerprints[0]);
+    expect(fingerprints[2]).toBe(fingerprints[0]);
 
     // Each decrypted message, on the receiving side.
     const incoming = (who: string, kind: string) => page.locator(`#${who} .message[data-direction="in"][data-kind="${kind}"]`);
     await expect.poll(() => incoming("bob", "text").locator(".plain").allTextContents()).toEqual([script.aliceToBob]);
-    await expect.poll(() => incoming("alice", "text").locator(".plain").allTextContents()).toEqual([script.bobToAlice]);
+    await expect.poll(() => incoming("alice", "text").locator(".plain").allTextContents()).toEqual([script.bobToAlice, script.toBothDevices]);
 
     // The file round trip: Bob shows what Alice encrypted, byte for byte (as text).
     expect(await incoming("bob", "file").locator(".file-text").textContent()).toBe(script.file.text);
@@ -105,7 +107,7 @@ interface Script {
     const shown = await page.locator(".message").evaluateAll((nodes) =>
       nodes.map((node) => ({ plain: node.querySelector(".plain")!.textContent!, cipher: node.querySelector(".cipher")!.getAttribute("title")! })),
     );
-    expect(shown).toHaveLength(6); // text, reply and file: each on both sides (the ephemeral ones have vanished)
+    expect(shown).toHaveLength(9); // text, reply and file on both sides (the ephemeral ones have vanished), Bob's last on three panels
     for (const { plain, cipher } of shown) {
       expect(cipher).toMatch(/^[A-Za-z0-9+/]+=*$/);
       expect(cipher).not.toBe(plain);
@@ -130,9 +132,22 @@ interface Script {
       expect.stringMatching(/^done Wait until both have expired/),
     ]);
 
+    // Alice's second device: linked from her first (the same identity key, decrypted in the page), and it
+    // decrypted Bob's last message, as her first device did.
+    const identities = await page.locator(".identity").evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-fingerprint")));
+    expect(identities).toHaveLength(3);
+    expect(identities[2]).toMatch(/^([0-9a-f]{2}:){7}[0-9a-f]{2}$/);
+    expect(identities[2]).toBe(identities[0]);
+    expect(identities[1]).not.toBe(identities[0]);
+    expect(await page.locator("#alice-2 .identity").textContent()).toContain("(linked)");
+    expect(steps.filter((step) => step.includes("decrypt the identity key"))).toEqual([expect.stringMatching(/^done /)]);
+    await expect.poll(() => incoming("alice-2", "text").locator(".plain").allTextContents()).toEqual([script.toBothDevices]);
+    const linkRequests = await app.db.collection(COLLECTIONS.deviceLinkRequests).get();
+    expect(linkRequests.docs.map((doc) => [doc.get("status"), doc.get("approval"), doc.get("answerOwed")])).toEqual([["approved", null, false]]);
+
     // And on the server itself: neither Firestore nor the blob store holds a plaintext or the file's name.
     // The expired messages are deleted by the relay's sweep (every 15 s) and the downloaded file at once.
-    await expect.poll(async () => (await app.db.collection(COLLECTIONS.messages).get()).size, { timeout: 20_000 }).toBe(3);
+    await expect.poll(async () => (await app.db.collection(COLLECTIONS.messages).get()).size, { timeout: 20_000 }).toBe(4);
     const messages = await app.db.collection(COLLECTIONS.messages).get();
     const files = await app.db.collection(COLLECTIONS.files).get();
     expect(files.docs.map((doc) => doc.get("filename"))).toEqual(["attachment.bin"]);
@@ -144,7 +159,7 @@ interface Script {
       blobs.push(Buffer.concat(chunks));
     }
     expect(blobs).toHaveLength(1);
-    for (const secret of [script.aliceToBob, script.bobToAlice, script.file.text, script.file.name, script.disappearing, script.onceFile.text, script.onceFile.name]) {
+    for (const secret of [script.aliceToBob, script.bobToAlice, script.file.text, script.file.name, script.disappearing, script.onceFile.text, script.onceFile.name, script.toBothDevices]) {
       expect(serverState).not.toContain(secret);
       expect(blobs[0]!.includes(Buffer.from(secret))).toBe(false);
     }

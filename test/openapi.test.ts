@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Router } from "express";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ApiError, emitChecked, type ApiClient, type OperationId, type RealtimeSocket } from "../client/src/index.js";
+import { ApiError, approveDeviceLink, emitChecked, requestDeviceLink, type ApiClient, type OperationId, type RealtimeSocket } from "../client/src/index.js";
 import { createApp } from "../functions/src/app";
 import { buildOpenApiDocument } from "../functions/src/reference/openapi";
 import { startTestApp, type TestApp } from "./support/app";
@@ -109,14 +109,15 @@ describe("the document", () => {
     const registered = await apiClient(app).register({ email: "first-field@example.com", username: "first_field", password: "correct horse battery", publicKey: identity.publicKeyPem });
     for (const { path, method, operation: entry } of operationsOf(document)) {
       const bodyRef = entry.requestBody?.content?.["application/json"]?.schema?.$ref as string | undefined;
+      const pathParams = (entry.parameters as JsonSchema[]).filter((parameter) => parameter.in === "path");
       if (bodyRef) {
         const required = document.components.schemas[bodyRef.split("/").pop()!]!.required as string[];
         const response = await app.request(method.toUpperCase(), `/api${path}`, { body: {}, token: registered.token });
         expect(response.status, `${method} ${path}`).toBe(400);
         schemas.check(schemas.ref("ErrorEnvelope"), response.body, `${method} ${path} 400`);
-        expect(response.body.error.details.field, `${method} ${path}`).toBe(required[0]);
+        // The path's `{param}` placeholder is itself malformed, and parameters come before the body.
+        expect(response.body.error.details.field, `${method} ${path}`).toBe(pathParams[0]?.name ?? required[0]);
       }
-      const pathParams = (entry.parameters as JsonSchema[]).filter((parameter) => parameter.in === "path");
       if (pathParams.length > 0) {
         const client = apiClient(app, registered.token) as unknown as Record<string, (...args: string[]) => Promise<unknown>>;
         const error = await client[entry.operationId]!(...pathParams.map(() => "not-an-id")).catch((caught: unknown) => caught);
@@ -307,6 +308,25 @@ describe("every answer matches the document", () => {
     const deleted = documentedEvent(aliceSocket, "file_deleted");
     expect(await documented("downloadFile", bob.api.downloadFile(once.fileId))).toEqual(bytes);
     expect(await deleted).toEqual({ fileId: once.fileId, reason: "downloaded" });
+
+    // Devices: Alice's second device asks twice to be linked; her first rejects once, then approves.
+    await documented("listDevices", alice.api.listDevices());
+    const second = await apiClient(app).login({ email: `${alice.username}@example.com`, password: "correct horse battery staple", deviceName: "Phone" });
+    const secondApi = apiClient(app, second.token);
+    const secondSocket = await realtimeClient(app, second.token);
+    const linkRequest = documentedEvent(aliceSocket, "device_link_request");
+    const refusedLink = await documented("createLinkRequest", secondApi.createLinkRequest({ ephemeralPublicKey: (await newEphemeral()).publicKeyPem }));
+    await linkRequest;
+    await documented("listLinkRequests", alice.api.listLinkRequests());
+    const linkRejected = documentedEvent(secondSocket, "device_link_rejected");
+    await documented("rejectLinkRequest", alice.api.rejectLinkRequest(refusedLink.requestId));
+    await linkRejected;
+    const linkApproved = documentedEvent(secondSocket, "device_link_approved");
+    const link = await requestDeviceLink(secondApi);
+    await documented("approveLinkRequest", approveDeviceLink(alice.api, link, alice.identity.keys.privateKey));
+    await link.complete(await linkApproved);
+    await documented("getLinkRequest", secondApi.getLinkRequest(link.requestId));
+    await documented("removeDevice", alice.api.removeDevice(second.deviceId));
 
     // The end of a session. A disappearing message to Bob, now offline, expires undelivered.
     bobSocket.disconnect();

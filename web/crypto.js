@@ -38,10 +38,17 @@ export async function fingerprint(bytes) {
   return [...digest.slice(0, 8)].map((byte) => byte.toString(16).padStart(2, "0")).join(":");
 }
 
+// Extractable only so that a second device can be linked: the key then travels to it encrypted end to
+// end (the typed client's approveDeviceLink), never in the clear.
 export async function newIdentity() {
-  const keys = await subtle.generateKey({ name: "ECDSA", namedCurve: CURVE }, false, ["sign", "verify"]);
+  const keys = await subtle.generateKey({ name: "ECDSA", namedCurve: CURVE }, true, ["sign", "verify"]);
   const spki = await subtle.exportKey("spki", keys.publicKey);
   return { keys, publicKeyPem: toPem(spki), fingerprint: await fingerprint(spki) };
+}
+
+/** The identity a linked device received (the typed client's LinkedIdentity), in the shape newIdentity returns. */
+export async function linkedIdentity(linked) {
+  return { keys: { privateKey: linked.privateKey }, publicKeyPem: linked.publicKeyPem, fingerprint: await fingerprint(fromPem(linked.publicKeyPem)) };
 }
 
 export async function newEphemeral() {
@@ -73,6 +80,17 @@ export async function deriveSessionKey(ephemeral, theirPem) {
     "decrypt",
   ]);
   return { key, fingerprint: await fingerprint(await subtle.exportKey("raw", key)) };
+}
+
+/** A session key as base64 of its raw bytes, to hand to a linked device inside the encrypted link payload. */
+export async function exportSessionKey(session) {
+  return toBase64(await subtle.exportKey("raw", session.key));
+}
+
+export async function importSessionKey(rawBase64) {
+  const raw = fromBase64(rawBase64);
+  const key = await subtle.importKey("raw", raw, { name: "AES-GCM", length: 256 }, true, ["encrypt", "decrypt"]);
+  return { key, fingerprint: await fingerprint(raw) };
 }
 
 /** AES-256-GCM: the ciphertext and the tag apart, as the API's fields carry them. */

@@ -1,6 +1,6 @@
 // The two-user demo: every call goes through the typed client (/client, built from client/src) and
 // every secret stays in this page's Web Crypto keys (crypto.js).
-import { connectRealtime, createApiClient, emitChecked } from "/client/index.js";
+import { approveDeviceLink, connectRealtime, createApiClient, deviceLinkCode, emitChecked, requestDeviceLink } from "/client/index.js";
 import * as e2e from "/crypto.js";
 
 /** What the scripted run sends; test/demo.test.ts looks for exactly these. */
@@ -10,6 +10,7 @@ export const SCRIPT = {
   file: { name: "meeting-notes.txt", text: "Meeting at noon, room 4.\nBring the keys, not the locks.\n" },
   disappearing: "This one disappears: from both screens and from the server, a few seconds from now.",
   onceFile: { name: "one-time-code.txt", text: "4 8 15 16 23 42\nThe server deletes this file once Bob has downloaded it.\n" },
+  toBothDevices: "Alice, this reaches both of your devices: the second one was linked end to end.",
 };
 
 /** How long the ephemeral part's messages live: the least the contract allows. */
@@ -30,11 +31,12 @@ const randomSuffix = () => e2e.toBase64(crypto.getRandomValues(new Uint8Array(4)
 
 /** One user of the demo: their keys, their API client and socket, and their half of the page. */
 class Person {
-  constructor(name) {
+  /** `device`: the panel's id and title of a further device of the same person ("alice-2", "Alice — second device"). */
+  constructor(name, device) {
     this.name = name;
     this.panel = $("#user-panel").content.firstElementChild.cloneNode(true);
-    this.panel.id = name.toLowerCase();
-    $(".name", this.panel).textContent = name;
+    this.panel.id = device?.id ?? name.toLowerCase();
+    $(".name", this.panel).textContent = device?.title ?? name;
     $("#users").append(this.panel);
     this.events = new EventTarget();
     this.ephemerals = new Map(); // exchangeId → my ephemeral key, until the exchange completes
@@ -73,16 +75,14 @@ class Person {
   async createKeys() {
     this.identity = await e2e.newIdentity();
     $(".identity", this.panel).textContent = `ECDSA P-256 · ${this.identity.fingerprint}`;
+    $(".identity", this.panel).dataset.fingerprint = this.identity.fingerprint;
   }
 
   async register() {
     const username = `${this.name.toLowerCase()}_${randomSuffix()}`;
-    const answer = await api.register({
-      email: `${username}@example.com`,
-      username,
-      password: crypto.randomUUID(),
-      publicKey: this.identity.publicKeyPem,
-    });
+    // Kept so that a second device can log in as the same person.
+    this.credentials = { email: `${username}@example.com`, password: crypto.randomUUID() };
+    const answer = await api.register({ ...this.credentials, username, publicKey: this.identity.publicKeyPem, deviceName: "Demo, first device" });
     this.user = answer.user;
     this.api = api.withToken(answer.token);
     $(".user-id", this.panel).textContent = `${answer.user.username} · ${answer.user.id}`;
@@ -103,6 +103,45 @@ class Person {
       this.onMessage(record).catch((error) => this.emit("failure", error));
     });
     this.socket.on("file_deleted", (event) => this.emit("file_deleted", event));
+    this.socket.on("device_link_request", (event) => this.emit("device_link_request", event));
+    this.socket.on("device_link_approved", (event, ack) => {
+      ack(); // acknowledged: the server deletes the payload
+      this.emit("device_link_approved", event);
+    });
+  }
+
+  /** A second device of `first`: the same account, logged in again, no keys yet. */
+  async logInAs(first) {
+    const answer = await api.login({ ...first.credentials, deviceName: "Demo, second device" });
+    this.user = answer.user;
+    this.api = api.withToken(answer.token);
+    this.deviceId = answer.deviceId;
+    $(".user-id", this.panel).textContent = `${answer.user.username} · ${answer.user.id} · ${answer.deviceId}`;
+  }
+
+  /** New device: a fresh ECDH key goes to the server; the code shown here must match the one the approver shows. */
+  async requestLink() {
+    this.link = await requestDeviceLink(this.api);
+    $(".identity", this.panel).textContent = `waiting for approval · code ${this.link.verificationCode}`;
+    return this.link;
+  }
+
+  /** Approver: compare the codes, then send the identity key (and the conversation's session key) encrypted to the new device. */
+  async approveLink(request, expectedCode) {
+    const code = await deviceLinkCode(request.ephemeralPublicKey);
+    if (code !== expectedCode) throw new Error(`The codes differ (${code} here, ${expectedCode} on the new device): do not approve`);
+    const extras = { sessionKey: await e2e.exportSessionKey(this.session), peer: this.peer };
+    await approveDeviceLink(this.api, request, this.identity.keys.privateKey, { extras });
+  }
+
+  /** New device: check the account's signature, decrypt, and take the identity key and the session key. */
+  async finishLink(event) {
+    const linked = await this.link.complete(event);
+    this.identity = await e2e.linkedIdentity(linked);
+    $(".identity", this.panel).textContent = `ECDSA P-256 · ${this.identity.fingerprint} (linked)`;
+    $(".identity", this.panel).dataset.fingerprint = this.identity.fingerprint;
+    this.peer = linked.extras.peer;
+    this.setSession(await e2e.importSessionKey(linked.extras.sessionKey), "linked");
   }
 
   async addContact(other) {
@@ -356,7 +395,38 @@ async function ephemeralContent(alice, bob) {
   });
 }
 
+/**
+ * Alice's second device: it logs in, asks to be linked, Alice's first device compares the code and
+ * approves, and the second device decrypts the identity key (and the session key sent along); then a
+ * message from Bob reaches both of Alice's devices.
+ */
+async function linkSecondDevice(alice, bob) {
+  const second = new Person("Alice", { id: "alice-2", title: "Alice — second device" });
+  people.push(second);
+  second.events.addEventListener("failure", (event) => failRun(event.detail));
+  await second.step("Log in as Alice on a second device", () => second.logInAs(alice));
+  await second.step("Connect to the relay (Socket.IO)", () => second.connect());
+  const requestSeen = alice.next("device_link_request");
+  const approved = second.next("device_link_approved");
+  const link = await second.step("Ask to be linked: a fresh ECDH key, and a code to compare", () => second.requestLink());
+  await alice.step("A new device asks to be linked: codes match, approve (identity key encrypted to it)", async () =>
+    alice.approveLink(await requestSeen, link.verificationCode),
+  );
+  await second.step("Verify the account's signature, decrypt the identity key", async () => {
+    await second.finishLink(await approved);
+    if (second.identity.fingerprint !== alice.identity.fingerprint) throw new Error("The linked identity key is not Alice's");
+  });
+
+  const onFirst = alice.next("message");
+  const onSecond = second.next("message");
+  await bob.step("Send Alice a message (REST)", () => bob.sendText(SCRIPT.toBothDevices, "rest"));
+  await second.step("Receive, verify and decrypt it on the second device", () => onSecond);
+  await alice.step("Receive, verify and decrypt it on the first device", () => onFirst);
+}
+
 let people = [];
+/** Ends the run with an error (a failure inside a socket handler of any panel). */
+let failRun = () => {};
 
 async function run() {
   e2e.assertWebCrypto();
@@ -369,6 +439,7 @@ async function run() {
   people = [alice, bob];
   // A failure inside a socket handler ends the run too.
   const failure = new Promise((_, reject) => {
+    failRun = reject;
     for (const person of people) person.events.addEventListener("failure", (event) => reject(event.detail));
   });
   const script = (async () => {
@@ -397,6 +468,7 @@ async function run() {
     await bob.step("Download, verify and decrypt the file", () => fileArrived);
     await showServerCopy(alice, bob);
     await ephemeralContent(alice, bob);
+    await linkSecondDevice(alice, bob);
   })();
   await Promise.race([script, failure]);
   for (const person of people) person.enableCompose();
@@ -407,7 +479,7 @@ runButton.addEventListener("click", async () => {
   setStatus("running", "Running…");
   try {
     await run();
-    setStatus("done", "Done: both sides hold the same session key; the server only stored ciphertext.");
+    setStatus("done", "Done: both sides hold the same session key, Alice's second device was linked end to end; the server only stored ciphertext.");
   } catch (error) {
     console.error(error);
     setStatus("failed", `Failed: ${error.code ? `${error.code}: ` : ""}${error.message}`);

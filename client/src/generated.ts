@@ -12,7 +12,7 @@ export interface AddContactRequest {
 export interface AddContactResponse {
   success: true;
   contact: {
-    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     username: string;
     /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -22,8 +22,39 @@ export interface AddContactResponse {
   };
 }
 
+export interface ApproveLinkRequestRequest {
+  /**
+   * The approver's fresh ECDH key, on the new device's curve (PEM SPKI)
+   * minLength: 1; maxLength: 1024
+   */
+  ephemeralPublicKey: string;
+  /**
+   * Base64 AES-GCM ciphertext for the new device (e.g. the identity private key), at most 65536 characters; opaque to the server
+   * minLength: 1; maxLength: 65536; pattern: ^[A-Za-z0-9+/_-]+={0,2}$
+   */
+  encryptedPayload: string;
+  /** minLength: 1; maxLength: 64; pattern: ^[A-Za-z0-9+/_-]+={0,2}$ */
+  iv: string;
+  /** minLength: 1; maxLength: 64; pattern: ^[A-Za-z0-9+/_-]+={0,2}$ */
+  authTag: string;
+  /**
+   * Base64 ECDSA signature (P1363 or DER) by the account's registered key over the UTF-8 bytes of `requestId + "\n" + ephemeralPublicKey`
+   * minLength: 1; maxLength: 512
+   */
+  signature: string;
+}
+
+export interface ApproveLinkRequestResponse {
+  success: true;
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+  status: "approved" | "rejected";
+  /** format: date-time */
+  answeredAt: string;
+}
+
 export interface AuthenticatedEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -33,7 +64,7 @@ export interface AuthenticatePayload {
 }
 
 export interface BlockUserRequest {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -56,7 +87,7 @@ export interface ChangePasswordResponse {
 }
 
 export interface Contact {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   username: string;
   /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -69,6 +100,70 @@ export interface Contact {
   isOnline: boolean;
 }
 
+export interface CreateLinkRequestRequest {
+  /**
+   * A fresh ECDH key: PEM SPKI EC public key on P-256 or P-384
+   * minLength: 1; maxLength: 1024
+   */
+  ephemeralPublicKey: string;
+}
+
+export interface CreateLinkRequestResponse {
+  success: true;
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+  /** format: date-time */
+  expiresAt: string;
+}
+
+export interface Device {
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  id: string;
+  /** What the device was called at login (`Unknown device` for sessions from before devices) */
+  name: string;
+  /**
+   * When the device logged in
+   * format: date-time
+   */
+  createdAt: string;
+  /**
+   * Its last login or token refresh
+   * format: date-time
+   */
+  lastActiveAt: string;
+  /** True for the device making this request */
+  current: boolean;
+}
+
+export interface DeviceLinkApprovedEvent {
+  /** The approver's ECDH key */
+  ephemeralPublicKey: string;
+  encryptedPayload: string;
+  iv: string;
+  authTag: string;
+  /** ECDSA by the account's registered key over `requestId + "\n" + ephemeralPublicKey` */
+  signature: string;
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+}
+
+export interface DeviceLinkRejectedEvent {
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+}
+
+export interface DeviceLinkRequestEvent {
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  deviceId: string;
+  deviceName: string;
+  /** PEM SPKI EC public key, exactly as sent */
+  ephemeralPublicKey: string;
+  /** format: date-time */
+  expiresAt: string;
+}
+
 export interface DoneResponse {
   success: true;
   message: string;
@@ -76,7 +171,7 @@ export interface DoneResponse {
 
 export interface ErrorBody {
   /** Stable; the table is in docs/API.md */
-  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "TOO_MANY_DEVICES" | "EXCHANGE_NOT_PENDING" | "EXCHANGE_EXPIRED" | "FILE_GONE" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+  code: "VALIDATION_ERROR" | "STALE_TIMESTAMP" | "INVALID_SIGNATURE" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "FORBIDDEN" | "BLOCKED" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_EXISTS" | "REPLAY_DETECTED" | "LIMIT_EXCEEDED" | "TOO_MANY_DEVICES" | "EXCHANGE_NOT_PENDING" | "LINK_REQUEST_NOT_PENDING" | "EXCHANGE_EXPIRED" | "LINK_REQUEST_EXPIRED" | "FILE_GONE" | "PAYLOAD_TOO_LARGE" | "QUOTA_EXCEEDED" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
   /** For people; never echoes submitted values */
   message: string;
   /** `field` names the offending field of a validation error */
@@ -91,18 +186,18 @@ export interface ErrorEnvelope {
 }
 
 export interface FileDeletedEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   fileId: string;
   /** `downloaded`: the receiver's first complete download of a `deleteAfterDownload` file; `expired`: its `expiresAt` passed */
   reason: "downloaded" | "expired";
 }
 
 export interface FileRecord {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   /**
    * The same value as `id`
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   fileId: string;
   /** The original name, sanitized; display metadata only */
@@ -120,10 +215,10 @@ export interface FileRecord {
   signature: string;
   /**
    * Always the authenticated uploader
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   uploaderId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** format: date-time */
   uploadedAt: string;
@@ -178,6 +273,11 @@ export interface GetKeyExchangeResponse {
   exchange: KeyExchange;
 }
 
+export interface GetLinkRequestResponse {
+  success: true;
+  request: LinkRequest;
+}
+
 export interface GetOpenApiDocumentResponse {
   [key: string]: unknown;
 }
@@ -188,7 +288,7 @@ export interface GetProfileResponse {
 }
 
 export interface InitiateKeyExchangeRequest {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   targetUserId: string;
   /**
    * A fresh ECDH key: PEM SPKI EC public key on P-256 or P-384 (a response on the initiator's curve)
@@ -204,7 +304,7 @@ export interface InitiateKeyExchangeRequest {
 
 export interface InitiateKeyExchangeResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   status: "pending";
   /** format: date-time */
@@ -215,7 +315,7 @@ export interface InitiateKeyExchangeResponse {
 
 export interface JoinRoomAck {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
 }
 
@@ -224,11 +324,11 @@ export interface JoinRoomPayload {
 }
 
 export interface KeyExchange {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   initiatorId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   targetId: string;
   /** `expired`: pending past its expiry; `superseded`: a newer exchange between the same pair started */
   status: "pending" | "completed" | "superseded" | "expired";
@@ -245,11 +345,11 @@ export interface KeyExchange {
 }
 
 export interface KeyExchangeRequestEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * The initiator
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   fromUserId: string;
   /** PEM SPKI EC public key, exactly as sent */
@@ -263,11 +363,11 @@ export interface KeyExchangeRequestEvent {
 }
 
 export interface KeyExchangeResponseEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * The target, who responded
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   fromUserId: string;
   /** PEM SPKI EC public key, exactly as sent */
@@ -277,11 +377,40 @@ export interface KeyExchangeResponseEvent {
   status: "completed";
 }
 
+export interface LinkRequest {
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  requestId: string;
+  /**
+   * The new device that asked
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
+   */
+  deviceId: string;
+  deviceName: string;
+  /** The new device's ECDH key */
+  ephemeralPublicKey: string;
+  status: "pending" | "approved" | "rejected" | "expired";
+  /** format: date-time */
+  createdAt: string;
+  /** format: date-time */
+  expiresAt: string;
+  answeredAt: string | null;
+  /** To the new device only, once: reading it deletes it from the server (so does acknowledging `device_link_approved`); null otherwise */
+  approval: {
+    /** The approver's ECDH key */
+    ephemeralPublicKey: string;
+    encryptedPayload: string;
+    iv: string;
+    authTag: string;
+    /** ECDSA by the account's registered key over `requestId + "\n" + ephemeralPublicKey` */
+    signature: string;
+  } | null;
+}
+
 export interface ListBlockedUsersResponse {
   success: true;
   /** In the order they were blocked */
   users: {
-    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     username: string;
   }[];
@@ -293,6 +422,18 @@ export interface ListContactsResponse {
   contacts: Contact[];
   /** Pass as `cursor` for the next page; null when this page is the last */
   nextCursor: string | null;
+}
+
+export interface ListDevicesResponse {
+  success: true;
+  /** The account's signed-in devices, oldest first */
+  devices: Device[];
+}
+
+export interface ListLinkRequestsResponse {
+  success: true;
+  /** Pending requests from the account's other devices, oldest first */
+  requests: LinkRequest[];
 }
 
 export interface ListPendingKeyExchangesResponse {
@@ -342,23 +483,23 @@ export interface LogoutAllResponse {
 }
 
 export interface MessageAckPayload {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
 }
 
 export interface MessageDeliveredEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** format: date-time */
   deliveredAt: string;
 }
 
 export interface MessageExpiredEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** Always false: the receiver never acknowledged the message before it expired */
   delivered: false;
@@ -367,20 +508,20 @@ export interface MessageExpiredEvent {
 export interface MessageRecord {
   /**
    * Server-minted; the client deduplicates by it
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   id: string;
   /**
    * The same value as `id` (the guide's socket examples call it messageId)
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   messageId: string;
   /**
    * Always the authenticated sender
-   * pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$
+   * pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$
    */
   senderId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** Exactly as sent: never decoded, re-encoded or trimmed */
   encryptedContent: string;
@@ -422,7 +563,7 @@ export interface OkAck {
 }
 
 export interface PresenceEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   userId: string;
   status: "online" | "offline";
   /** format: date-time */
@@ -430,7 +571,7 @@ export interface PresenceEvent {
 }
 
 export interface Profile {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   /** Lower-cased at registration */
   email: string;
@@ -444,7 +585,7 @@ export interface Profile {
 }
 
 export interface PublicUser {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   id: string;
   username: string;
   /** PEM SPKI EC public key (P-256 or P-384), exactly as registered */
@@ -505,7 +646,7 @@ export interface RegisterResponse {
   /** This session's device (`dev_…`): GET /devices lists it, DELETE /devices/:deviceId ends it */
   deviceId: string;
   user: {
-    /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+    /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
     id: string;
     /** Lower-cased at registration */
     email: string;
@@ -517,8 +658,12 @@ export interface RegisterResponse {
   };
 }
 
+export interface RemoveDeviceResponse {
+  success: true;
+}
+
 export interface RespondKeyExchangeRequest {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   /**
    * A fresh ECDH key: PEM SPKI EC public key on P-256 or P-384 (a response on the initiator's curve)
@@ -534,7 +679,7 @@ export interface RespondKeyExchangeRequest {
 
 export interface RespondKeyExchangeResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   exchangeId: string;
   confirmed: true;
   status: "completed";
@@ -556,7 +701,7 @@ export interface SendMessageAck {
 
 export interface SendMessageDuplicateResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
   /** format: date-time */
   timestamp: string;
@@ -568,7 +713,7 @@ export interface SendMessageDuplicateResponse {
 }
 
 export interface SendMessageRequest {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /**
    * Base64 ciphertext, at most 98304 characters (413 PAYLOAD_TOO_LARGE beyond)
@@ -604,7 +749,7 @@ export interface SendMessageRequest {
 
 export interface SendMessageResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   messageId: string;
   /** format: date-time */
   timestamp: string;
@@ -614,15 +759,15 @@ export interface SendMessageResponse {
 }
 
 export interface TypingIndicatorEvent {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   fromUserId: string;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   toUserId: string;
   isTyping: boolean;
 }
 
 export interface TypingPayload {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   contactId: string;
 }
 
@@ -631,7 +776,7 @@ export interface UnblockUserResponse {
 }
 
 export interface UploadFileRequest {
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   receiverId: string;
   /** minLength: 1; maxLength: 1024 */
   filename: string;
@@ -654,7 +799,7 @@ export interface UploadFileRequest {
 
 export interface UploadFileResponse {
   success: true;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   fileId: string;
   downloadUrl: string;
   /** format: date-time */
@@ -690,6 +835,12 @@ export interface ServerToClientEvents {
   typing_indicator: (payload: TypingIndicatorEvent) => void;
   /** To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on. */
   file_deleted: (payload: FileDeletedEvent) => void;
+  /** To the account's other connected devices when a new device asks to be linked (POST /devices/link-requests): show it, compare the code both devices display, then approve or reject. Not sent again; GET /devices/link-requests lists the pending ones. */
+  device_link_request: (payload: DeviceLinkRequestEvent) => void;
+  /** To the device that asked only: the approver's ephemeral key, signature and the encrypted payload. At once if connected, else on its next connection, until acknowledged with the ack callback; the server then deletes the payload. */
+  device_link_approved: (payload: DeviceLinkApprovedEvent, ack: () => void) => void;
+  /** To the device that asked only, when another device rejected its link request. Durable until acknowledged, like `device_link_approved`. */
+  device_link_rejected: (payload: DeviceLinkRejectedEvent, ack: () => void) => void;
 }
 
 /** Events a client emits (Socket.IO's EmitEvents for a client socket). */
@@ -730,7 +881,7 @@ export type GetHistoryQuery = {
   limit?: number;
   /** minimum: 0; maximum: 1000; default: 0 */
   offset?: number;
-  /** pattern: ^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$ */
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   before?: string;
 };
 
@@ -788,6 +939,20 @@ export interface Operations {
   deleteFile: { args: [fileId: string]; response: DoneResponse };
   /** GET /files/{fileId}/meta: A file's record */
   getFileMeta: { args: [fileId: string]; response: GetFileMetaResponse };
+  /** GET /devices: The account's signed-in devices */
+  listDevices: { args: []; response: ListDevicesResponse };
+  /** POST /devices/link-requests: Ask to link this device (the new one) */
+  createLinkRequest: { args: [body: CreateLinkRequestRequest]; response: CreateLinkRequestResponse };
+  /** GET /devices/link-requests: Pending link requests from the account's other devices */
+  listLinkRequests: { args: []; response: ListLinkRequestsResponse };
+  /** GET /devices/link-requests/{requestId}: One link request (the account's devices only) */
+  getLinkRequest: { args: [requestId: string]; response: GetLinkRequestResponse };
+  /** POST /devices/link-requests/{requestId}/approve: Approve a link request (another device of the account, holding the identity key) */
+  approveLinkRequest: { args: [requestId: string, body: ApproveLinkRequestRequest]; response: ApproveLinkRequestResponse };
+  /** POST /devices/link-requests/{requestId}/reject: Reject a link request */
+  rejectLinkRequest: { args: [requestId: string]; response: ApproveLinkRequestResponse };
+  /** DELETE /devices/{deviceId}: Sign a device out */
+  removeDevice: { args: [deviceId: string]; response: RemoveDeviceResponse };
 }
 
 export type OperationId = keyof Operations;
@@ -820,6 +985,13 @@ export const operations = {
   downloadFile: { method: "GET", path: "/files/{fileId}", pathParams: ["fileId"], body: null, query: false, binary: true, auth: true },
   deleteFile: { method: "DELETE", path: "/files/{fileId}", pathParams: ["fileId"], body: null, query: false, binary: false, auth: true },
   getFileMeta: { method: "GET", path: "/files/{fileId}/meta", pathParams: ["fileId"], body: null, query: false, binary: false, auth: true },
+  listDevices: { method: "GET", path: "/devices", pathParams: [], body: null, query: false, binary: false, auth: true },
+  createLinkRequest: { method: "POST", path: "/devices/link-requests", pathParams: [], body: "json", query: false, binary: false, auth: true },
+  listLinkRequests: { method: "GET", path: "/devices/link-requests", pathParams: [], body: null, query: false, binary: false, auth: true },
+  getLinkRequest: { method: "GET", path: "/devices/link-requests/{requestId}", pathParams: ["requestId"], body: null, query: false, binary: false, auth: true },
+  approveLinkRequest: { method: "POST", path: "/devices/link-requests/{requestId}/approve", pathParams: ["requestId"], body: "json", query: false, binary: false, auth: true },
+  rejectLinkRequest: { method: "POST", path: "/devices/link-requests/{requestId}/reject", pathParams: ["requestId"], body: null, query: false, binary: false, auth: true },
+  removeDevice: { method: "DELETE", path: "/devices/{deviceId}", pathParams: ["deviceId"], body: null, query: false, binary: false, auth: true },
 } as const satisfies Record<OperationId, OperationSpec>;
 
 export interface OperationSpec {

@@ -5,3 +5,4 @@
 export * from "./generated.js";
 export { ApiError, createApiClient, type ApiClient, type ApiClientOptions, type ApiMethods, type ErrorCode } from "./rest.js";
 export { connectRealtime, emitChecked, type RealtimeOptions, type RealtimeSocket } from "./realtime.js";
+export { approveDeviceLink, deviceLinkCode, requestDeviceLink, type LinkCurve, type LinkedIdentity, type PendingDeviceLink, type WebCryptoKey } from "./devices.js";

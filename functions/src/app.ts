@@ -10,6 +10,9 @@ import { authOperations } from "./auth/routes";
 import { AuthService } from "./auth/service";
 import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
+import { LinkRequestRepository } from "./devices/repository";
+import { deviceOperations } from "./devices/routes";
+import { DeviceService } from "./devices/service";
 import { unconfiguredBlobStore, type BlobStore } from "./files/blob-store";
 import { FileCleanup } from "./files/cleanup";
 import { FileRemoval } from "./files/removal";
@@ -101,7 +104,8 @@ export function createServices(deps: AppDeps) {
   });
   const fileCleanup = new FileCleanup(fileRecords, fileRemoval, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
-  return { db, config, clock, logger, telemetry, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
+  const devices = new DeviceService(sessions, new LinkRequestRepository(db), users, events, clock);
+  return { devices, db, config, clock, logger, telemetry, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -143,6 +147,7 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   const { sender, messages, sessions, clock } = services;
   api.use(mountOperations(messageOperations, { sender, messages, sessions, clock }, gates));
   api.use(mountOperations(keyExchangeOperations, { exchanges: services.keyExchanges }, gates));
+  api.use(mountOperations(deviceOperations, { devices: services.devices }, gates));
   app.use("/api", api);
   // GET /metrics and the /status dashboard: only telemetry made for the local stack (or tests) has them,
   // never the Cloud Function's (telemetry/exporters.ts).

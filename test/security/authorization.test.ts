@@ -5,6 +5,7 @@ import { messageBody } from "../support/messages";
 import { closeAllSockets, collect, connect, connectAs, emitWithAck, nextEvent, waitFor } from "../support/sockets";
 import { expectError } from "../support/expect-error";
 import { initiateExchange, person, signedEphemeral, type Person } from "../support/key-exchange";
+import { newEphemeral, signP1363 } from "../support/webcrypto";
 import { countDocuments, forgedCredentials, send, upload, uploadForm } from "./support";
 
 /**
@@ -28,6 +29,9 @@ const fileBytes = randomBytes(4096);
 let secrets: string[];
 /** Alice's token from a second session that has logged out. */
 let revokedToken: string;
+/** Alice's phone, a live second device, and the link request it made. */
+let phoneDeviceId: string;
+let linkRequestId: string;
 
 beforeAll(async () => {
   app = await startTestApp({}, { relay: {} });
@@ -46,7 +50,13 @@ beforeAll(async () => {
   revokedToken = login.body.token;
   expect((await app.request("POST", "/api/auth/logout", { token: revokedToken })).status).toBe(200);
 
+  const phone = await app.request("POST", "/api/auth/login", { body: { email: alice.email, password: alice.password, deviceName: "Phone" } });
+  phoneDeviceId = phone.body.deviceId;
+  const linkEphemeral = (await newEphemeral()).publicKeyPem;
+  linkRequestId = (await app.request("POST", "/api/devices/link-requests", { token: phone.body.token, body: { ephemeralPublicKey: linkEphemeral } })).body.requestId;
+
   secrets = [
+    linkEphemeral.split("\n")[1]!,
     alice.email,
     carol.email,
     message.encryptedContent,
@@ -100,7 +110,31 @@ const ENDPOINTS: Array<{ name: string; method: string; path: () => string; body?
   { name: "GET /files/:fileId", method: "GET", path: () => `/api/files/${fileId}` },
   { name: "GET /files/:fileId/meta", method: "GET", path: () => `/api/files/${fileId}/meta` },
   { name: "DELETE /files/:fileId", method: "DELETE", path: () => `/api/files/${fileId}` },
+  { name: "GET /devices", method: "GET", path: () => "/api/devices" },
+  { name: "DELETE /devices/:deviceId", method: "DELETE", path: () => `/api/devices/${phoneDeviceId}` },
+  {
+    name: "POST /devices/link-requests",
+    method: "POST",
+    path: () => "/api/devices/link-requests",
+    body: async () => JSON.stringify({ ephemeralPublicKey: (await newEphemeral()).publicKeyPem }),
+  },
+  { name: "GET /devices/link-requests", method: "GET", path: () => "/api/devices/link-requests" },
+  { name: "GET /devices/link-requests/:requestId", method: "GET", path: () => `/api/devices/link-requests/${linkRequestId}` },
+  {
+    name: "POST /devices/link-requests/:requestId/approve",
+    method: "POST",
+    path: () => `/api/devices/link-requests/${linkRequestId}/approve`,
+    body: async () => JSON.stringify(await linkApproval(alice)),
+  },
+  { name: "POST /devices/link-requests/:requestId/reject", method: "POST", path: () => `/api/devices/link-requests/${linkRequestId}/reject` },
 ];
+
+/** A well-formed approval of alice's phone's link request, signed by `signer`'s identity key. */
+async function linkApproval(signer: Person) {
+  const ephemeralPublicKey = (await newEphemeral()).publicKeyPem;
+  const signature = await signP1363(signer.identity, `${linkRequestId}\n${ephemeralPublicKey}`);
+  return { ephemeralPublicKey, encryptedPayload: "c2VjcmV0", iv: "aXZpdml2aXZpdml2", authTag: "dGFndGFndGFndGFndGFn", signature };
+}
 
 /** Each bad credential, as the Authorization header it travels in, and the code it must get. */
 const CREDENTIALS: Array<{ kind: string; code: string; header: () => string | undefined }> = [
@@ -135,6 +169,8 @@ describe("HTTP endpoints with bad credentials", () => {
     expect((await app.request("GET", "/api/users/profile", { token: alice.token })).status).toBe(200);
     expect((await app.request("GET", `/api/files/${fileId}/meta`, { token: carol.token })).status).toBe(200);
     expect((await app.request("GET", `/api/keyexchange/${exchangeId}`, { token: carol.token })).body.exchange.status).toBe("pending");
+    expect((await app.request("GET", `/api/devices/link-requests/${linkRequestId}`, { token: alice.token })).body.request.status).toBe("pending");
+    expect((await app.request("GET", "/api/devices", { token: alice.token })).body.devices.map((device: { id: string }) => device.id)).toContain(phoneDeviceId);
   });
 });
 
@@ -207,6 +243,23 @@ describe("HTTP endpoints with another user's valid token (bob on alice's and car
 
     const download = await send(app, "GET", `/api/files/${fileId}`, { authorization: `Bearer ${carol.token}` });
     expect(download.bytes.equals(fileBytes)).toBe(true);
+  });
+
+  it("when bob lists, removes, reads, approves or rejects alice's devices and link requests, then his own (none) or 404, and all stay", async () => {
+    const devices = await app.request("GET", "/api/devices", { token: bob.token });
+    const requests = await app.request("GET", "/api/devices/link-requests", { token: bob.token });
+    expect(devices.body.devices.map((device: { id: string }) => device.id)).not.toContain(phoneDeviceId);
+    expect(requests.body).toEqual({ success: true, requests: [] });
+    const refused = [
+      await app.request("DELETE", `/api/devices/${phoneDeviceId}`, { token: bob.token }),
+      await app.request("GET", `/api/devices/link-requests/${linkRequestId}`, { token: bob.token }),
+      await app.request("POST", `/api/devices/link-requests/${linkRequestId}/approve`, { token: bob.token, body: await linkApproval(bob) }),
+      await app.request("POST", `/api/devices/link-requests/${linkRequestId}/reject`, { token: bob.token }),
+    ];
+    for (const response of refused) expectError(response, 404, "NOT_FOUND");
+    expectNothingOf(JSON.stringify([devices.body, requests.body, ...refused.map((response) => response.body)]));
+    expect((await app.request("GET", `/api/devices/link-requests/${linkRequestId}`, { token: alice.token })).body.request.status).toBe("pending");
+    expect((await app.request("GET", "/api/devices", { token: alice.token })).body.devices.map((device: { id: string }) => device.id)).toContain(phoneDeviceId);
   });
 
   it("when bob sends a message claiming to be alice, then it is stored as his", async () => {

@@ -7,6 +7,7 @@ import { multipart, type Part } from "../support/multipart";
 import { closeAllSockets, connect, connectAs, emitWithAck, nextEvent } from "../support/sockets";
 import { expectError } from "../support/expect-error";
 import { initiateExchange, person, signedEphemeral, type Person } from "../support/key-exchange";
+import { newEphemeral, signP1363 } from "../support/webcrypto";
 import { countDocuments, send, upload } from "./support";
 
 /**
@@ -28,6 +29,8 @@ let bob: Person;
 let fileId: string;
 let messageId: string;
 let exchangeId: string;
+/** A link request from alice's second device, for her first to approve. */
+let linkRequestId: string;
 
 beforeAll(async () => {
   // Limits raised so that the fuzzed requests reach validation instead of the limiters.
@@ -42,6 +45,9 @@ beforeAll(async () => {
   messageId = (await app.request("POST", "/api/messages/send", { token: alice.token, body: messageBody(bob.id) })).body.messageId;
   exchangeId = await initiateExchange(app, alice, bob);
   fileId = (await upload(app, alice, bob, randomBytes(256))).body.fileId;
+  const second = await app.request("POST", "/api/auth/login", { body: { email: alice.email, password: alice.password } });
+  const link = await app.request("POST", "/api/devices/link-requests", { token: second.body.token, body: { ephemeralPublicKey: (await newEphemeral()).publicKeyPem } });
+  linkRequestId = link.body.requestId;
 });
 
 afterAll(async () => {
@@ -291,6 +297,24 @@ describe("JSON bodies", () => {
       token: () => alice.token,
       valid: async () => ({ targetUserId: bob.id, ...(await signedEphemeral(alice)) }),
     },
+    {
+      name: "POST /devices/link-requests/:requestId/approve",
+      get path() {
+        return `/api/devices/link-requests/${linkRequestId}/approve`;
+      },
+      token: () => alice.token,
+      valid: async () => {
+        const ephemeralPublicKey = (await newEphemeral()).publicKeyPem;
+        const signature = await signP1363(alice.identity, `${linkRequestId}\n${ephemeralPublicKey}`);
+        return { ephemeralPublicKey, encryptedPayload: "c2VjcmV0", iv: "aXZpdml2aXZpdml2", authTag: "dGFndGFndGFndGFndGFn", signature };
+      },
+    },
+    {
+      name: "POST /devices/link-requests",
+      path: "/api/devices/link-requests",
+      token: () => alice.token,
+      valid: async () => ({ ephemeralPublicKey: (await newEphemeral()).publicKeyPem }),
+    },
   ];
 
   it.each(BODIES)("when $name gets any spoiled body, then never a 5xx, always the envelope, nothing written on refusal", async ({ path, token, valid }) => {
@@ -343,6 +367,9 @@ describe("path parameters", () => {
     { name: "GET /files/:fileId", method: "GET", path: (value) => `/api/files/${value}`, binary: true },
     { name: "GET /files/:fileId/meta", method: "GET", path: (value) => `/api/files/${value}/meta` },
     { name: "DELETE /files/:fileId", method: "DELETE", path: (value) => `/api/files/${value}` },
+    { name: "DELETE /devices/:deviceId", method: "DELETE", path: (value) => `/api/devices/${value}` },
+    { name: "GET /devices/link-requests/:requestId", method: "GET", path: (value) => `/api/devices/link-requests/${value}` },
+    { name: "POST /devices/link-requests/:requestId/reject", method: "POST", path: (value) => `/api/devices/link-requests/${value}/reject` },
   ];
 
   it.each(PARAMS)("when $name gets any id, then never a 5xx, always the envelope, nothing written on refusal", async ({ method, path, binary }) => {

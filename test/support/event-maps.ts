@@ -25,4 +25,7 @@ export const serverPayloadsFit: { [Event in keyof ServerEmits]: Fits<Parameters<
   user_offline: true,
   typing_indicator: true,
   file_deleted: true,
+  device_link_request: true,
+  device_link_approved: true,
+  device_link_rejected: true,
 };

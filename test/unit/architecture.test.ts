@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 const SRC = resolve(__dirname, "../../functions/src");
 const ENTRY_POINTS = new Set(["index.ts", "server.ts", "relay/standalone.ts"]);
-const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "relay"] as const;
+const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "devices", "relay"] as const;
 /** Below every capability: they use none. */
 const PLUMBING = ["shared", "config", "local", "telemetry"];
 
@@ -27,7 +27,9 @@ const CAPABILITY_EDGES: Record<(typeof CAPABILITIES)[number], string[]> = {
   files: ["auth", "users"],
   messages: ["auth", "users"],
   keyexchange: ["auth", "users"],
-  relay: ["auth", "users", "messages", "keyexchange"],
+  // Devices are sessions (auth); linking verifies signatures as key exchange does (its signatures.ts).
+  devices: ["auth", "users", "keyexchange"],
+  relay: ["auth", "users", "messages", "keyexchange", "devices"],
 };
 
 /** One import between two parts, with the files that make it (for the failure message). */

@@ -44,6 +44,8 @@ interface SessionRecord {
  */
 export const REMEMBERED_SECRETS = 100;
 
+/** Unrevoked sessions read to list a user's devices (live ones are at most maxDevices). */
+const DEVICE_LIST_READS = 100;
 /** Firestore's limit on the writes of one batch. */
 const BATCH_WRITES = 500;
 
@@ -59,6 +61,17 @@ export interface SessionGuard {
   isActive(snapshot: DocumentSnapshot): boolean;
 }
 
+/** A live session as the device list shows it (CONTRACT.md "Devices"). */
+export interface DeviceSession {
+  sessionId: string;
+  deviceId: string;
+  /** Absent on sessions from before devices. */
+  deviceName?: string;
+  createdAt: Date;
+  /** Absent on sessions from before devices. */
+  lastActiveAt?: Date;
+}
+
 export interface SessionStore {
   /** Starts a session on a new device; refused with TOO_MANY_DEVICES when the account has `maxDevices` live ones. */
   create(userId: string, deviceName: string): Promise<{ sessionId: string; deviceId: string; refreshToken: string }>;
@@ -67,6 +80,10 @@ export interface SessionStore {
   guard(sessionId: string, userId: string): SessionGuard;
   rotate(refreshToken: string): Promise<{ userId: string; sessionId: string; refreshToken: string }>;
   revoke(sessionId: string, userId: string, reason: RevokeReason): Promise<void>;
+  /** The user's live sessions (devices), oldest first; at most DEVICE_LIST_READS documents read. */
+  devices(userId: string): Promise<DeviceSession[]>;
+  /** One live session of the user, or undefined (unknown, another user's, revoked or expired). */
+  device(sessionId: string, userId: string): Promise<DeviceSession | undefined>;
   /** Revokes every active session of the user but `exceptSessionId`; answers how many it ended. */
   revokeAll(userId: string, reason: RevokeReason, exceptSessionId?: string): Promise<number>;
 }
@@ -120,6 +137,16 @@ export function createSessionStore(
     const session = snapshot.data() as SessionRecord | undefined;
     return session !== undefined && session.userId === userId && isLive(session);
   };
+  const deviceSessionOf = (snapshot: DocumentSnapshot): DeviceSession => {
+    const session = snapshot.data() as SessionRecord;
+    return {
+      sessionId: snapshot.id,
+      deviceId: deviceIdOf(snapshot.id),
+      ...(session.deviceName !== undefined ? { deviceName: session.deviceName } : {}),
+      createdAt: session.createdAt.toDate(),
+      ...(session.lastActiveAt ? { lastActiveAt: session.lastActiveAt.toDate() } : {}),
+    };
+  };
 
   return {
     async create(userId, deviceName) {
@@ -152,6 +179,22 @@ export function createSessionStore(
         tx.update(userRef, { [DEVICE_IDS_FIELD]: [...live, deviceId] });
       });
       return { sessionId, deviceId, refreshToken: `${sessionId}.${secret}` };
+    },
+
+    async devices(userId) {
+      // The query rather than the user's device list, so sessions from before devices show too. Bounded:
+      // live ones are at most maxDevices (plus those older sessions), and the TTL deletes expired ones.
+      const snapshot = await sessions.where("userId", "==", userId).where("revokedAt", "==", null).limit(DEVICE_LIST_READS).get();
+      return snapshot.docs
+        .filter((doc) => activeFor(doc, userId))
+        .map(deviceSessionOf)
+        .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    },
+
+    async device(sessionId, userId) {
+      if (!isIdOf("sess", sessionId)) return undefined;
+      const snapshot = await sessions.doc(sessionId).get();
+      return activeFor(snapshot, userId) ? deviceSessionOf(snapshot) : undefined;
     },
 
     async isActive(sessionId, userId) {

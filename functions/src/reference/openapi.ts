@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { authOperations } from "../auth/routes";
+import { deviceOperations } from "../devices/routes";
+import { deviceSchema, linkRequestViewSchema } from "../devices/schema";
 import { fileOperations } from "../files/routes";
 import { fileRecordSchema } from "../files/schema";
 import { keyExchangeOperations } from "../keyexchange/routes";
@@ -35,6 +37,7 @@ const GROUPS: Array<OperationGroup<never>> = [
   messageOperations,
   keyExchangeOperations,
   fileOperations,
+  deviceOperations,
 ];
 
 /** The document's tags: one per group, described here, in the order the reference page shows them. */
@@ -45,6 +48,7 @@ const TAGS: Record<string, string> = {
   Messages: "Encrypted messages: send and read history. Realtime delivery is over Socket.IO (x-socket-events).",
   KeyExchange: "ECDH over signed ephemeral keys; the server verifies and relays, never sees a private key.",
   Files: "Encrypted file sharing between an uploader and a receiver.",
+  Devices: "The account's signed-in devices, and linking a new one: the identity key moves end to end encrypted, the server relays opaque bytes.",
   Reference: "This document.",
 };
 
@@ -70,6 +74,8 @@ const NAMED_OUTPUTS: Array<[z.ZodType, string]> = [
   [contactSchema, "Contact"],
   [publicUserSchema, "PublicUser"],
   [exchangeViewSchema, "KeyExchange"],
+  [deviceSchema, "Device"],
+  [linkRequestViewSchema, "LinkRequest"],
   [errorEnvelopeSchema, "ErrorEnvelope"],
   [errorSchema, "ErrorBody"],
   [presenceEventSchema, "PresenceEvent"],

@@ -1,3 +1,4 @@
+import type { DeviceService } from "../devices/service";
 import type { KeyExchangeService } from "../keyexchange/service";
 import type { MessageRepository } from "../messages/repository";
 import type { Clock } from "../shared/clock";
@@ -8,13 +9,15 @@ import type { UserEvents } from "./events";
  * Acknowledgements and receipts. Each of the receiver's devices acknowledges a message for itself (it
  * leaves that device's backlog); the first device's acknowledgement (on any instance) also marks it
  * delivered and sends the sender one `message_delivered`; later ones send nothing. Key-exchange notices are acknowledged per device the same way, without a receipt; an acknowledged
- * `message_expired` notice is deleted (only its sender's acknowledgement counts).
+ * `message_expired` notice is deleted (only its sender's acknowledgement counts), and so is an acknowledged
+ * device-link answer's payload (only the requester device's acknowledgement counts).
  */
 export function createAcknowledgements(
   messages: MessageRepository,
   keyExchanges: KeyExchangeService,
   events: UserEvents,
   clock: Clock,
+  devices: Pick<DeviceService, "acknowledge">,
   telemetry: Pick<Telemetry, "delivered"> = noTelemetry,
 ) {
   return {
@@ -36,6 +39,11 @@ export function createAcknowledgements(
 
     keyExchange(userId: string, deviceId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
       return keyExchanges.acknowledge(userId, deviceId, exchangeId, what);
+    },
+
+    /** The device that asked to be linked has its answer: the payload is deleted (devices/link-request.ts). */
+    deviceLink(userId: string, deviceId: string, requestId: string): Promise<void> {
+      return devices.acknowledge(userId, deviceId, requestId);
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { DeviceService } from "../devices/service";
 import type { KeyExchangeService } from "../keyexchange/service";
 import { isRecordExpired } from "../messages/expiry";
 import { messageExpiredEvent } from "../messages/expiry-sweep";
@@ -200,18 +201,20 @@ export class SocketDelivery {
 }
 
 /** The events that are durable notices: sent per socket, acknowledged with the ack callback. */
-type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired";
+type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired" | "device_link_approved" | "device_link_rejected";
 
 /** The room of a user's sockets on this instance: the relay's only way of finding them. */
 export const userRoom = (userId: string) => `user:${userId}`;
 
 /** Events passed on as they are to every socket of their user here. */
-const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered", "file_deleted", "message_sent"]);
+const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offline", "message_delivered", "file_deleted", "message_sent", "device_link_request"]);
 
 export interface DeliveryDeps {
   io: RelayServer;
   messages: MessageRepository;
   keyExchanges: KeyExchangeService;
+  /** Device-link answers owed to a requester device (devices/service.ts). */
+  devices: Pick<DeviceService, "owedTo">;
   acknowledgements: Acknowledgements;
   logger: Logger;
   clock: Clock;
@@ -221,7 +224,7 @@ export interface DeliveryDeps {
  * Delivery on this instance: each authenticated socket is in its user's room and has a SocketDelivery;
  * the instance's event feed hands every event here, and it goes to the sockets in its user's room.
  */
-export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock }: DeliveryDeps) {
+export function createDelivery({ io, messages, keyExchanges, devices, acknowledgements, logger, clock }: DeliveryDeps) {
   const deliveries = new Map<string, SocketDelivery>();
   const owedReads = new ConcurrencyLimit(CONCURRENT_OWED_READS);
   const inTurn = <T>(read: () => Promise<T>) => owedReads.run(read);
@@ -253,6 +256,15 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
     });
   }
 
+  /** A device-link answer, to the requester device's socket: acknowledged, its payload is deleted. */
+  function sendDeviceLink(socket: RelaySocket, userId: string, type: "device_link_approved" | "device_link_rejected", payload: Record<string, unknown>) {
+    const requestId = String(payload.requestId);
+    const deviceId = deviceIdOf(socket.data.sessionId!);
+    deliveries.get(socket.id)?.sendNotice(type, requestId, payload, () => {
+      acknowledgements.deviceLink(userId, deviceId, requestId).catch((error: Error) => logger.warn("device link acknowledgement failed", { userId, requestId, error }));
+    });
+  }
+
   return {
     /** Puts an authenticated socket in its user's room (synchronous: see authentication.ts). */
     attach(socket: RelaySocket, userId: string): void {
@@ -270,16 +282,25 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
 
     /**
      * What the user is owed since before this socket: pending key-exchange notices, unacknowledged
-     * `message_expired` notices (oldest expiry first), then the message backlog.
+     * `message_expired` notices (oldest expiry first), this device's unacknowledged device-link answers,
+     * then the message backlog.
      */
     async deliverOwed(socket: RelaySocket, userId: string): Promise<void> {
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
         // Both notice lists in one turn: a socket of a reconnect storm queues once for them, not twice.
-        const [exchanges, expiries] = await inTurn(async () => [await keyExchanges.undeliveredEvents(userId, deviceIdOf(socket.data.sessionId!)), await messages.expiryNoticesFor(userId)] as const);
+        const [exchanges, expiries, deviceLinks] = await inTurn(
+          async () =>
+            [
+              await keyExchanges.undeliveredEvents(userId, deviceIdOf(socket.data.sessionId!)),
+              await messages.expiryNoticesFor(userId),
+              await devices.owedTo(userId, deviceIdOf(socket.data.sessionId!)),
+            ] as const,
+        );
         for (const owed of exchanges) sendKeyExchange(socket, userId, owed.type, owed.payload);
         for (const notice of expiries) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
+        for (const owed of deviceLinks) sendDeviceLink(socket, userId, owed.type, owed.payload);
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
@@ -311,6 +332,8 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
         }
       } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
         for (const socket of socketsOf(event.userId, audience)) sendKeyExchange(socket, event.userId, event.type, event.payload);
+      } else if (event.type === "device_link_approved" || event.type === "device_link_rejected") {
+        for (const socket of socketsOf(event.userId, audience)) sendDeviceLink(socket, event.userId, event.type, event.payload);
       } else if (event.type === "message_expired") {
         for (const socket of socketsOf(event.userId, audience)) sendMessageExpired(socket, event.userId, event.payload);
       } else if (FORWARDED_EVENTS.has(event.type)) {

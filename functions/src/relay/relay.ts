@@ -5,6 +5,7 @@ import { Server } from "socket.io";
 import type { Authenticate } from "../auth/authenticate";
 import type { SessionStore } from "../auth/sessions";
 import type { AppConfig } from "../config";
+import type { DeviceService } from "../devices/service";
 import type { KeyExchangeService } from "../keyexchange/service";
 import { MESSAGE_EXPIRY_SWEEP_MS, runExpirySweepEvery, type MessageExpirySweep } from "../messages/expiry-sweep";
 import type { MessageRepository } from "../messages/repository";
@@ -56,6 +57,8 @@ export interface RelayDeps {
   /** Deletes expired disappearing messages and tells their senders (run every `expirySweepMs`). */
   messageExpiry: MessageExpirySweep;
   keyExchanges: KeyExchangeService;
+  /** Device-link answers owed to a requester device, and their acknowledgement. */
+  devices: Pick<DeviceService, "owedTo" | "acknowledge">;
   users: UserRepository;
   events: UserEvents;
   telemetry: Telemetry;
@@ -93,7 +96,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, telemetry } = deps;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, devices, telemetry } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -111,8 +114,8 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   const presence = new PresenceTracker(db, clock, instanceId, users, events, logger, options.presenceTiming ?? DEFAULT_PRESENCE_TIMING);
   await presence.start();
   const connectedUsers = new ConnectedUsers(presence, logger);
-  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock, telemetry);
-  const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock });
+  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock, devices, telemetry);
+  const delivery = createDelivery({ io, messages, keyExchanges, devices, acknowledgements, logger, clock });
   // This instance's metrics and socket spans (read when metrics are collected, after the feed is open).
   const observed = telemetry.relay(instanceId, Object.keys(CLIENT_EVENTS), {
     sockets: () => io.of("/").sockets.size,

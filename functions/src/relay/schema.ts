@@ -1,5 +1,6 @@
 import type { Server, Socket } from "socket.io";
 import { z } from "zod";
+import { deviceLinkApprovedEventSchema, deviceLinkRejectedEventSchema, deviceLinkRequestEventSchema } from "../devices/schema";
 import { keyExchangeRequestEventSchema, keyExchangeResponseEventSchema } from "../keyexchange/schema";
 import { errorEnvelopeSchema, errorSchema, isoTime, succeeded } from "../shared/responses";
 import { idOf } from "../shared/validation";
@@ -170,6 +171,22 @@ export const SERVER_EVENTS = {
     description:
       "To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on.",
     payload: fileDeletedSchema,
+  },
+  device_link_request: {
+    description:
+      "To the account's other connected devices when a new device asks to be linked (POST /devices/link-requests): show it, compare the code both devices display, then approve or reject. Not sent again; GET /devices/link-requests lists the pending ones.",
+    payload: deviceLinkRequestEventSchema,
+  },
+  device_link_approved: {
+    description:
+      "To the device that asked only: the approver's ephemeral key, signature and the encrypted payload. At once if connected, else on its next connection, until acknowledged with the ack callback; the server then deletes the payload.",
+    payload: deviceLinkApprovedEventSchema,
+    clientAcks: true,
+  },
+  device_link_rejected: {
+    description: "To the device that asked only, when another device rejected its link request. Durable until acknowledged, like `device_link_approved`.",
+    payload: deviceLinkRejectedEventSchema,
+    clientAcks: true,
   },
 } satisfies Record<string, ServerEvent>;
 

@@ -40,6 +40,12 @@ import type { Firestore, Settings } from "firebase-admin/firestore";
  *                                     responseDeliveredAt, requestPendingDevices,
  *                                     responsePendingDevices (per-device notices, as for messages; see
  *                                     keyexchange/repository.ts)
+ * deviceLinkRequests/{requestId}     userId, requesterDeviceId, requesterDeviceName, ephemeralPublicKey,
+ *                                     status (pending | approved | rejected), createdAt, expiresAt (TTL;
+ *                                     10 minutes), answeredAt, answeredBy, approval (the approver's
+ *                                     ephemeral key, encrypted payload, iv, authTag, signature; null once
+ *                                     the new device has it or the request expired), answerOwed: a new
+ *                                     device asking to be linked (devices/link-request.ts)
  * presence/{userId}                   instances.{instanceId}: true, lastSeen (see relay/presence.ts);
  *                                     read by every send transaction to route the message
  * relayInstances/{instanceId}         heartbeatAt, staleAfterMs, expiresAt (TTL): live relay instances
@@ -89,6 +95,7 @@ export const COLLECTIONS = {
   nonces: "nonces",
   relayEvents: "relayEvents",
   keyExchanges: "keyExchanges",
+  deviceLinkRequests: "deviceLinkRequests",
   presence: "presence",
   relayInstances: "relayInstances",
   files: "files",
@@ -105,6 +112,7 @@ export const TTL_FIELDS: ReadonlyArray<{ collectionGroup: (typeof COLLECTIONS)[k
   { collectionGroup: COLLECTIONS.relayEvents, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.relayInstances, field: "expiresAt" },
   { collectionGroup: COLLECTIONS.fileTombstones, field: "expiresAt" },
+  { collectionGroup: COLLECTIONS.deviceLinkRequests, field: "expiresAt" },
 ];
 
 /** The gRPC status codes Firestore errors carry in `code`, by name (the ones this backend reacts to). */

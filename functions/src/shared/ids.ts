@@ -4,14 +4,14 @@ import { randomBytes } from "node:crypto";
  * Opaque, globally unique ids: a prefix like the guide's examples and 24 URL-safe random characters
  * (144 bits), as the contract asks (at least 120 bits).
  */
-export type IdPrefix = "user" | "msg" | "exchange" | "file" | "sess" | "dev";
+export type IdPrefix = "user" | "msg" | "exchange" | "file" | "sess" | "dev" | "link";
 
 export function newId(prefix: IdPrefix): string {
   return `${prefix}_${randomBytes(18).toString("base64url")}`;
 }
 
 /** The shape every id we mint has; ids from clients are checked against it before any lookup. */
-export const ID_PATTERN = /^(user|msg|exchange|file|sess|dev)_[A-Za-z0-9_-]{20,64}$/;
+export const ID_PATTERN = /^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$/;
 
 /** The id two users share whichever way round they are named: a conversation, a key exchange pair. */
 export function conversationIdOf(userA: string, userB: string): string {

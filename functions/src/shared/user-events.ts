@@ -16,7 +16,10 @@ export type UserEventType =
   | "key_exchange_response"
   | "session_revoked"
   | "file_deleted"
-  | "message_sent";
+  | "message_sent"
+  | "device_link_request"
+  | "device_link_approved"
+  | "device_link_rejected";
 
 /**
  * Which of the user's devices (CONTRACT.md "Devices") an event is for: all of them when absent, one
