@@ -36,7 +36,7 @@ export const REMEMBERED_SECRETS = 100;
 /** Firestore's limit on the writes of one batch. */
 const BATCH_WRITES = 500;
 
-export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refresh_token_reuse";
+export type RevokeReason = "logout" | "logout_all" | "password_changed" | "key_changed" | "refresh_token_reuse";
 
 /**
  * A session check that a caller runs inside its own transaction, reading the session document with

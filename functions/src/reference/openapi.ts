@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { authOperations } from "../auth/routes";
+import { accountKeyOperations, authOperations } from "../auth/routes";
 import { fileOperations } from "../files/routes";
 import { fileRecordSchema } from "../files/schema";
 import { keyExchangeOperations } from "../keyexchange/routes";
@@ -11,6 +11,8 @@ import { ERROR_CODES, type ErrorCode } from "../shared/errors";
 import { healthOperations } from "../shared/health";
 import type { Operation, OperationGroup } from "../shared/operations";
 import { doneResponseSchema, errorEnvelopeSchema, errorSchema } from "../shared/responses";
+import { transparencyOperations } from "../transparency/routes";
+import { signedHeadSchema } from "../transparency/schema";
 import { userOperations } from "../users/routes";
 import { contactSchema, profileSchema, publicUserSchema } from "../users/presenters";
 import { referenceOperations } from "./routes";
@@ -32,19 +34,22 @@ const GROUPS: Array<OperationGroup<never>> = [
   referenceOperations,
   authOperations,
   userOperations,
+  accountKeyOperations,
   messageOperations,
   keyExchangeOperations,
   fileOperations,
+  transparencyOperations,
 ];
 
 /** The document's tags: one per group, described here, in the order the reference page shows them. */
 const TAGS: Record<string, string> = {
   Health: "Liveness of the API and of Firestore.",
   Auth: "Registration, login, token refresh, logout and password change.",
-  Users: "The caller's profile, contacts and user search.",
+  Users: "The caller's profile, contacts, user search and identity key change.",
   Messages: "Encrypted messages: send and read history. Realtime delivery is over Socket.IO (x-socket-events).",
   KeyExchange: "ECDH over signed ephemeral keys; the server verifies and relays, never sees a private key.",
   Files: "Encrypted file sharing between an uploader and a receiver.",
+  Transparency: "The key-transparency log: every identity key ever bound to an account, in an RFC 9162 Merkle tree with signed heads and proofs a client verifies.",
   Reference: "This document.",
 };
 
@@ -70,6 +75,7 @@ const NAMED_OUTPUTS: Array<[z.ZodType, string]> = [
   [contactSchema, "Contact"],
   [publicUserSchema, "PublicUser"],
   [exchangeViewSchema, "KeyExchange"],
+  [signedHeadSchema, "SignedTreeHead"],
   [errorEnvelopeSchema, "ErrorEnvelope"],
   [errorSchema, "ErrorBody"],
   [presenceEventSchema, "PresenceEvent"],

@@ -7,6 +7,7 @@ import type { Clock } from "../shared/clock";
 import { ConcurrencyLimit } from "../shared/concurrency-limit";
 import { errors } from "../shared/errors";
 import type { Logger } from "../shared/logger";
+import type { KeyChangeNotices } from "../users/key-notices";
 import type { Acknowledgements } from "./acknowledgements";
 import type { UserEvent } from "./events";
 import type { RelayServer, RelaySocket } from "./schema";
@@ -192,7 +193,7 @@ export class SocketDelivery {
 }
 
 /** The events that are durable notices: sent per socket, acknowledged with the ack callback. */
-type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired";
+type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired" | "key_changed";
 
 /** The room of a user's sockets on this instance: the relay's only way of finding them. */
 export const userRoom = (userId: string) => `user:${userId}`;
@@ -203,6 +204,7 @@ const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offli
 export interface DeliveryDeps {
   io: RelayServer;
   messages: MessageRepository;
+  keyNotices: KeyChangeNotices;
   keyExchanges: KeyExchangeService;
   acknowledgements: Acknowledgements;
   logger: Logger;
@@ -213,7 +215,7 @@ export interface DeliveryDeps {
  * Delivery on this instance: each authenticated socket is in its user's room and has a SocketDelivery;
  * the instance's event feed hands every event here, and it goes to the sockets in its user's room.
  */
-export function createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock }: DeliveryDeps) {
+export function createDelivery({ io, messages, keyNotices, keyExchanges, acknowledgements, logger, clock }: DeliveryDeps) {
   const deliveries = new Map<string, SocketDelivery>();
   const owedReads = new ConcurrencyLimit(CONCURRENT_OWED_READS);
   const inTurn = <T>(read: () => Promise<T>) => owedReads.run(read);
@@ -232,6 +234,15 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
       acknowledgements
         .keyExchange(userId, exchangeId, type === "key_exchange_request" ? "request" : "response")
         .catch((error: Error) => logger.warn("key exchange acknowledgement failed", { userId, exchangeId, error }));
+    });
+  }
+
+  function sendKeyChanged(socket: RelaySocket, recipientId: string, payload: { userId: string; publicKey: string }) {
+    // Keyed by the key itself: a second change of the same user is a new notice on this socket.
+    deliveries.get(socket.id)?.sendNotice("key_changed", `${payload.userId}:${payload.publicKey}`, payload, () => {
+      acknowledgements
+        .keyChanged(recipientId, payload.userId, payload.publicKey)
+        .catch((error: Error) => logger.warn("key_changed acknowledgement failed", { userId: recipientId, changedUserId: payload.userId, error }));
     });
   }
 
@@ -259,16 +270,20 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
 
     /**
      * What the user is owed since before this socket: pending key-exchange notices, unacknowledged
-     * `message_expired` notices (oldest expiry first), then the message backlog.
+     * `message_expired` notices (oldest expiry first), unacknowledged `key_changed` notices, then the
+     * message backlog.
      */
     async deliverOwed(socket: RelaySocket, userId: string): Promise<void> {
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
         // Both notice lists in one turn: a socket of a reconnect storm queues once for them, not twice.
-        const [exchanges, expiries] = await inTurn(async () => [await keyExchanges.undeliveredEvents(userId), await messages.expiryNoticesFor(userId)] as const);
+        const [exchanges, expiries, keyChanges] = await inTurn(
+          async () => [await keyExchanges.undeliveredEvents(userId), await messages.expiryNoticesFor(userId), await keyNotices.noticesFor(userId)] as const,
+        );
         for (const owed of exchanges) sendKeyExchange(socket, userId, owed.type, owed.payload);
         for (const notice of expiries) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
+        for (const notice of keyChanges) sendKeyChanged(socket, userId, { userId: notice.userId, publicKey: notice.publicKey });
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
@@ -299,6 +314,9 @@ export function createDelivery({ io, messages, keyExchanges, acknowledgements, l
         }
       } else if (event.type === "key_exchange_request" || event.type === "key_exchange_response") {
         for (const socket of socketsOf(event.userId)) sendKeyExchange(socket, event.userId, event.type, event.payload);
+      } else if (event.type === "key_changed") {
+        const payload = { userId: String(event.payload.userId), publicKey: String(event.payload.publicKey) };
+        for (const socket of socketsOf(event.userId)) sendKeyChanged(socket, event.userId, payload);
       } else if (event.type === "message_expired") {
         for (const socket of socketsOf(event.userId)) sendMessageExpired(socket, event.userId, event.payload);
       } else if (FORWARDED_EVENTS.has(event.type)) {

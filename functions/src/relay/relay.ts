@@ -16,6 +16,8 @@ import { busyDatabaseError, withDeadline } from "../shared/http";
 import type { Logger } from "../shared/logger";
 import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
+import { SEQUENCER_INTERVAL_MS, type Sequencer } from "../transparency/sequencer";
+import type { KeyChangeNotices } from "../users/key-notices";
 import type { UserRepository } from "../users/repository";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
@@ -36,6 +38,8 @@ import { createTyping } from "./typing";
  * - acknowledgements.ts  acks mark messages delivered and send the sender's receipt
  * - the message expiry sweep (messages/expiry-sweep.ts), run here so a connected sender hears of an
  *   expired message within MESSAGE_EXPIRY_SWEEP_MS, wherever the relay runs
+ * - the key-transparency sequencer (transparency/sequencer.ts), run here because the relay is always on
+ *   (Cloud Run; the local stack): bindings reach a signed head within about SEQUENCER_INTERVAL_MS
  * - typing.ts, presence.ts, limits.ts, shutdown.ts
  * - event-feed.ts, events.ts  the instance's one Firestore listener, and how events are addressed to it
  * Nothing depends on sender and receiver sharing a process: see events.ts and messages/repository.ts.
@@ -56,6 +60,10 @@ export interface RelayDeps {
   keyExchanges: KeyExchangeService;
   users: UserRepository;
   events: UserEvents;
+  /** Unacknowledged `key_changed` notices, read on connection. */
+  keyNotices: KeyChangeNotices;
+  /** Merges queued key bindings into the transparency log (run every `sequencerIntervalMs`). */
+  sequencer: Sequencer;
 }
 
 export interface RelayOptions {
@@ -67,6 +75,8 @@ export interface RelayOptions {
   eventFeedRollMs?: number;
   /** How often this instance sweeps expired messages (default MESSAGE_EXPIRY_SWEEP_MS; 0: never). */
   expirySweepMs?: number;
+  /** How often this instance runs the transparency sequencer (default SEQUENCER_INTERVAL_MS; 0: never). */
+  sequencerIntervalMs?: number;
 }
 
 export interface RelayStats {
@@ -90,7 +100,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry } = deps;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, keyNotices, sequencer } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -108,8 +118,8 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   const presence = new PresenceTracker(db, clock, instanceId, users, events, logger, options.presenceTiming ?? DEFAULT_PRESENCE_TIMING);
   await presence.start();
   const connectedUsers = new ConnectedUsers(presence, logger);
-  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock);
-  const delivery = createDelivery({ io, messages, keyExchanges, acknowledgements, logger, clock });
+  const acknowledgements = createAcknowledgements(messages, keyExchanges, keyNotices, events, clock);
+  const delivery = createDelivery({ io, messages, keyNotices, keyExchanges, acknowledgements, logger, clock });
   const eventFeed = followInstanceEvents(events, instanceId, logger, delivery.handleEvent, options.eventFeedRollMs);
   const stopLocalEvents = events.deliverLocally(instanceId, delivery.handleEvent);
   const typing = createTyping(users, events, config.rateLimits.typing, clock);
@@ -117,6 +127,9 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   // (messages/repository.ts expire); more instances only make the notice come sooner.
   const expirySweepMs = options.expirySweepMs ?? MESSAGE_EXPIRY_SWEEP_MS;
   const expirySweep = expirySweepMs > 0 ? runExpirySweepEvery(messageExpiry, expirySweepMs, logger) : undefined;
+  // Every instance ticks; the sequencer's lease lets one merge at a time.
+  const sequencerIntervalMs = options.sequencerIntervalMs ?? SEQUENCER_INTERVAL_MS;
+  const sequencing = sequencerIntervalMs > 0 ? sequencer.runEvery(sequencerIntervalMs) : undefined;
   let closing = false;
 
   const authentication = createSocketAuthentication({
@@ -242,6 +255,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
     async close({ handOff = false } = {}) {
       closing = true;
       await expirySweep?.stop();
+      await sequencing?.stop();
       stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });
     },

@@ -15,7 +15,8 @@ export type UserEventType =
   | "key_exchange_request"
   | "key_exchange_response"
   | "session_revoked"
-  | "file_deleted";
+  | "file_deleted"
+  | "key_changed";
 
 /** Publishes after the publisher's own write: the event only matters to sockets connected now. */
 export interface UserEventPublisher {

@@ -1,0 +1,188 @@
+import { Timestamp, type DocumentData, type Firestore, type Transaction } from "firebase-admin/firestore";
+import { COLLECTIONS } from "../shared/firestore";
+import { appendLeaves, frontier, leafHash, nodeKey, rootHash, type NodeId, type NodeLookup } from "./merkle";
+
+/**
+ * The only door to the key-transparency log's documents (layout: shared/firestore.ts):
+ * - transparencyQueue/{bindingId}   bindings waiting for the sequencer, written in the transaction that
+ *                                   registers the account or changes its key
+ * - transparencyLeaves/{leafIndex}  the merged leaves (their exact JSON), found per user by userId
+ * - transparencyNodes/L{level}-{i}  the hash of every complete perfect subtree, immutable once written:
+ *                                   any proof for any tree size reads O(log n) of them
+ * - transparencyHeads/{treeSize}    every signed tree head ever published
+ * - transparencyLog/head            the latest signed head; transparencyLog/lease, the sequencer's lease
+ */
+
+/** A binding of an identity key to an account, as the leaf stores it (contract: this key order). */
+export interface Binding {
+  userId: string;
+  publicKey: string;
+  version: number;
+  timestamp: string;
+}
+
+/** The leaf's data: exactly these keys in this order, UTF-8. */
+export const leafDataOf = (binding: Binding) =>
+  JSON.stringify({ userId: binding.userId, publicKey: binding.publicKey, version: binding.version, timestamp: binding.timestamp });
+
+export interface SignedHead {
+  treeSize: number;
+  rootHash: string;
+  timestamp: string;
+  signature: string;
+}
+
+export interface StoredLeaf {
+  leafIndex: number;
+  userId: string;
+  leaf: string;
+}
+
+/** What one merge did; `head` is absent when nothing was waiting. */
+export interface MergeResult {
+  merged: number;
+  head?: SignedHead;
+  /** queuedAt of each merged binding, for the merge-delay measure. */
+  queuedAtMs: number[];
+}
+
+/** Reads stored hashes into a lookup (throws on a missing one: the stored tree would be incomplete). */
+function lookupOf(hashes: Map<string, Buffer>): NodeLookup {
+  return (node) => {
+    const hash = hashes.get(nodeKey(node));
+    if (!hash) throw new Error(`transparency node ${nodeKey(node)} is missing`);
+    return hash;
+  };
+}
+
+export class TransparencyRepository {
+  private readonly queue;
+  private readonly leaves;
+  private readonly nodes;
+  private readonly heads;
+  private readonly log;
+
+  constructor(private readonly db: Firestore) {
+    this.queue = db.collection(COLLECTIONS.transparencyQueue);
+    this.leaves = db.collection(COLLECTIONS.transparencyLeaves);
+    this.nodes = db.collection(COLLECTIONS.transparencyNodes);
+    this.heads = db.collection(COLLECTIONS.transparencyHeads);
+    this.log = db.collection(COLLECTIONS.transparencyLog);
+  }
+
+  /** Inside the caller's transaction (registration, key change): the binding waits for the sequencer. */
+  enqueue(tx: Transaction, bindingId: string, binding: Binding, queuedAt: Date): void {
+    tx.create(this.queue.doc(bindingId), { userId: binding.userId, leaf: leafDataOf(binding), queuedAt: Timestamp.fromDate(queuedAt) });
+  }
+
+  async hasQueued(): Promise<boolean> {
+    return !(await this.queue.limit(1).select().get()).empty;
+  }
+
+  async hasQueuedFor(userId: string): Promise<boolean> {
+    return !(await this.queue.where("userId", "==", userId).limit(1).select().get()).empty;
+  }
+
+  /**
+   * Takes (or renews) the sequencer's lease for `ttlMs` unless another holder's is still running: one
+   * sequencer merges at a time, however many processes run one.
+   */
+  async takeLease(holder: string, now: Date, ttlMs: number): Promise<boolean> {
+    const ref = this.log.doc("lease");
+    return this.db.runTransaction(async (tx) => {
+      const lease = await tx.get(ref);
+      const heldBy = lease.get("holder") as string | undefined;
+      const until = lease.get("expiresAt") as Timestamp | undefined;
+      if (heldBy && heldBy !== holder && until && until.toMillis() > now.getTime()) return false;
+      tx.set(ref, { holder, expiresAt: Timestamp.fromMillis(now.getTime() + ttlMs) });
+      return true;
+    });
+  }
+
+  async releaseLease(holder: string): Promise<void> {
+    const ref = this.log.doc("lease");
+    await this.db.runTransaction(async (tx) => {
+      const lease = await tx.get(ref);
+      if (lease.get("holder") === holder) tx.delete(ref);
+    });
+  }
+
+  /**
+   * Merges up to `maxBatch` queued bindings, oldest first, in one transaction: leaves, the perfect
+   * subtrees they complete, the signed head and its history entry, the queue items deleted. A retried
+   * attempt re-reads everything, so an attempt that had committed leaves nothing to merge.
+   */
+  async merge(maxBatch: number, signHead: (treeSize: number, rootHash: Buffer) => SignedHead): Promise<MergeResult> {
+    const headRef = this.log.doc("head");
+    return this.db.runTransaction(async (tx) => {
+      const latest = await tx.get(headRef);
+      const treeSize = latest.exists ? (latest.get("treeSize") as number) : 0;
+      const waiting = await tx.get(this.queue.orderBy("queuedAt").limit(maxBatch));
+      if (waiting.empty) return { merged: 0, queuedAtMs: [] };
+      const edge = frontier(treeSize);
+      const stored = edge.length > 0 ? await tx.getAll(...edge.map((node) => this.nodes.doc(nodeKey(node)))) : [];
+      const hashes = new Map<string, Buffer>();
+      stored.forEach((doc, index) => {
+        if (doc.exists) hashes.set(nodeKey(edge[index]!), Buffer.from(doc.get("hash") as string, "base64"));
+      });
+
+      const leaves = waiting.docs.map((doc) => doc.get("leaf") as string);
+      const created = appendLeaves(treeSize, leaves.map((leaf) => leafHash(Buffer.from(leaf, "utf8"))), lookupOf(hashes));
+      for (const [key, { hash }] of created) hashes.set(key, hash);
+      const newSize = treeSize + leaves.length;
+      const head = signHead(newSize, rootHash(newSize, lookupOf(hashes)));
+
+      waiting.docs.forEach((doc, offset) => {
+        const leafIndex = treeSize + offset;
+        tx.create(this.leaves.doc(String(leafIndex)), { leafIndex, userId: doc.get("userId"), leaf: leaves[offset], bindingId: doc.id });
+        tx.delete(doc.ref);
+      });
+      for (const [key, { hash }] of created) tx.create(this.nodes.doc(key), { hash: hash.toString("base64") });
+      tx.create(this.heads.doc(String(newSize)), head);
+      tx.set(headRef, head);
+      return { merged: leaves.length, head, queuedAtMs: waiting.docs.map((doc) => (doc.get("queuedAt") as Timestamp).toMillis()) };
+    });
+  }
+
+  async latestHead(): Promise<SignedHead | undefined> {
+    const snapshot = await this.log.doc("head").get();
+    return snapshot.exists ? headOf(snapshot.data()!) : undefined;
+  }
+
+  async headAt(treeSize: number): Promise<SignedHead | undefined> {
+    const snapshot = await this.heads.doc(String(treeSize)).get();
+    return snapshot.exists ? headOf(snapshot.data()!) : undefined;
+  }
+
+  /** Every merged leaf of a user, by leaf index (one equality query on userId). */
+  async leavesOf(userId: string): Promise<StoredLeaf[]> {
+    const snapshot = await this.leaves.where("userId", "==", userId).get();
+    return snapshot.docs.map((doc) => leafOf(doc.data())).sort((a, b) => a.leafIndex - b.leafIndex);
+  }
+
+  /** Leaves [start, end), in order. */
+  async leavesBetween(start: number, end: number): Promise<StoredLeaf[]> {
+    const snapshot = await this.leaves.where("leafIndex", ">=", start).where("leafIndex", "<", end).orderBy("leafIndex").get();
+    return snapshot.docs.map((doc) => leafOf(doc.data()));
+  }
+
+  /** The stored hashes of the given perfect subtrees, in one read. */
+  async nodeLookup(nodes: NodeId[]): Promise<NodeLookup> {
+    const hashes = new Map<string, Buffer>();
+    if (nodes.length > 0) {
+      const docs = await this.db.getAll(...nodes.map((node) => this.nodes.doc(nodeKey(node))));
+      docs.forEach((doc, index) => {
+        if (doc.exists) hashes.set(nodeKey(nodes[index]!), Buffer.from(doc.get("hash") as string, "base64"));
+      });
+    }
+    return lookupOf(hashes);
+  }
+}
+
+function headOf(data: DocumentData): SignedHead {
+  return { treeSize: data.treeSize, rootHash: data.rootHash, timestamp: data.timestamp, signature: data.signature };
+}
+
+function leafOf(data: DocumentData): StoredLeaf {
+  return { leafIndex: data.leafIndex, userId: data.userId, leaf: data.leaf };
+}
