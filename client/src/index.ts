@@ -5,3 +5,15 @@
 export * from "./generated.js";
 export { ApiError, createApiClient, type ApiClient, type ApiClientOptions, type ApiMethods, type ErrorCode } from "./rest.js";
 export { connectRealtime, emitChecked, type RealtimeOptions, type RealtimeSocket } from "./realtime.js";
+export {
+  KeyTransparencyError,
+  verifyConsistency,
+  verifyHeadSignature,
+  verifyInclusion,
+  verifyUserKey,
+  type KeyBinding,
+  type KeyTransparencyFailure,
+  type TransparencyApi,
+  type VerifiedUserKey,
+  type VerifyUserKeyOptions,
+} from "./transparency.js";

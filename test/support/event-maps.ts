@@ -23,5 +23,6 @@ export const serverPayloadsFit: { [Event in keyof ServerEmits]: Fits<Parameters<
   user_online: true,
   user_offline: true,
   typing_indicator: true,
+  key_changed: true,
   file_deleted: true,
 };
