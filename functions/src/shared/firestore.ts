@@ -60,7 +60,8 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     waiting for the sequencer; written in the transaction that
  *                                     registers the account or changes its key, deleted by the merge
  * transparencyLeaves/{leafIndex}      leafIndex, userId, leaf, bindingId: the key-transparency log's
- *                                     leaves (transparency/repository.ts), found per user by userId
+ *                                     leaves (transparency/repository.ts)
+ * transparencyUsers/{userId}          leafIndices: where a user's leaves are (a proof reads by id only)
  * transparencyNodes/L{level}-{index}  hash (base64): a complete perfect subtree, immutable; every proof
  *                                     of any tree size reads O(log n) of them
  * transparencyHeads/{treeSize}        treeSize, rootHash, timestamp, signature: every signed head
@@ -106,6 +107,7 @@ export const COLLECTIONS = {
   transparencyLeaves: "transparencyLeaves",
   transparencyNodes: "transparencyNodes",
   transparencyHeads: "transparencyHeads",
+  transparencyUsers: "transparencyUsers",
   transparencyLog: "transparencyLog",
   keyChangeNotices: "keyChangeNotices",
 } as const;

@@ -1,4 +1,4 @@
-import { Timestamp, type DocumentData, type Firestore, type Transaction } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type DocumentData, type Firestore, type Transaction } from "firebase-admin/firestore";
 import { COLLECTIONS } from "../shared/firestore";
 import { appendLeaves, frontier, leafHash, nodeKey, rootHash, type NodeId, type NodeLookup } from "./merkle";
 
@@ -6,7 +6,9 @@ import { appendLeaves, frontier, leafHash, nodeKey, rootHash, type NodeId, type 
  * The only door to the key-transparency log's documents (layout: shared/firestore.ts):
  * - transparencyQueue/{bindingId}   bindings waiting for the sequencer, written in the transaction that
  *                                   registers the account or changes its key
- * - transparencyLeaves/{leafIndex}  the merged leaves (their exact JSON), found per user by userId
+ * - transparencyLeaves/{leafIndex}  the merged leaves (their exact JSON)
+ * - transparencyUsers/{userId}      leafIndices: where the user's leaves are, so a proof reads documents
+ *                                   by id only (no query, whose cost may grow with the log)
  * - transparencyNodes/L{level}-{i}  the hash of every complete perfect subtree, immutable once written:
  *                                   any proof for any tree size reads O(log n) of them
  * - transparencyHeads/{treeSize}    every signed tree head ever published
@@ -60,6 +62,7 @@ export class TransparencyRepository {
   private readonly leaves;
   private readonly nodes;
   private readonly heads;
+  private readonly userIndex;
   private readonly log;
 
   constructor(private readonly db: Firestore) {
@@ -67,6 +70,7 @@ export class TransparencyRepository {
     this.leaves = db.collection(COLLECTIONS.transparencyLeaves);
     this.nodes = db.collection(COLLECTIONS.transparencyNodes);
     this.heads = db.collection(COLLECTIONS.transparencyHeads);
+    this.userIndex = db.collection(COLLECTIONS.transparencyUsers);
     this.log = db.collection(COLLECTIONS.transparencyLog);
   }
 
@@ -134,7 +138,9 @@ export class TransparencyRepository {
 
       waiting.docs.forEach((doc, offset) => {
         const leafIndex = treeSize + offset;
-        tx.create(this.leaves.doc(String(leafIndex)), { leafIndex, userId: doc.get("userId"), leaf: leaves[offset], bindingId: doc.id });
+        const userId = doc.get("userId") as string;
+        tx.create(this.leaves.doc(String(leafIndex)), { leafIndex, userId, leaf: leaves[offset], bindingId: doc.id });
+        tx.set(this.userIndex.doc(userId), { leafIndices: FieldValue.arrayUnion(leafIndex) }, { merge: true });
         tx.delete(doc.ref);
       });
       for (const [key, { hash }] of created) tx.create(this.nodes.doc(key), { hash: hash.toString("base64") });
@@ -154,10 +160,13 @@ export class TransparencyRepository {
     return snapshot.exists ? headOf(snapshot.data()!) : undefined;
   }
 
-  /** Every merged leaf of a user, by leaf index (one equality query on userId). */
+  /** Every merged leaf of a user, by leaf index: two reads by id (the user's index, then the leaves). */
   async leavesOf(userId: string): Promise<StoredLeaf[]> {
-    const snapshot = await this.leaves.where("userId", "==", userId).get();
-    return snapshot.docs.map((doc) => leafOf(doc.data())).sort((a, b) => a.leafIndex - b.leafIndex);
+    const index = await this.userIndex.doc(userId).get();
+    const leafIndices = ((index.get("leafIndices") as number[] | undefined) ?? []).sort((a, b) => a - b);
+    if (leafIndices.length === 0) return [];
+    const docs = await this.db.getAll(...leafIndices.map((leafIndex) => this.leaves.doc(String(leafIndex))));
+    return docs.filter((doc) => doc.exists).map((doc) => leafOf(doc.data()!));
   }
 
   /** Leaves [start, end), in order. */
