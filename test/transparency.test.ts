@@ -1,4 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as nodeSign, verify as nodeVerify } from "node:crypto";
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApiClient } from "../client/src/index.js";
 import { KeyTransparencyError, type KeyTransparencyFailure } from "../client/src/transparency.js";
@@ -411,5 +415,57 @@ describe("POST /api/users/key", () => {
     const response = await changeKey(alice, { publicKey: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", currentPassword: alice.password });
     expect(response.status).toBe(400);
     expect(response.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { field: "publicKey" } });
+  });
+});
+
+describe("npm run transparency:audit", () => {
+  const SCRIPT = resolve(__dirname, "../scripts/transparency-audit.mjs");
+  const audit = (apiBase: string, ...args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((done) =>
+      execFile(process.execPath, [SCRIPT, "--api", apiBase, ...args], (error, stdout, stderr) =>
+        done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+
+  /** The API behind a proxy that rewrites the entries it passes on, as a lying server would. */
+  async function lyingProxy(rewrite: (entries: Array<{ leafIndex: number; leaf: string }>) => void): Promise<{ base: string; server: Server }> {
+    const server = createServer(async (req, res) => {
+      const upstream = await fetch(app.baseUrl + req.url!, { headers: req.headers.authorization ? { Authorization: req.headers.authorization } : {} });
+      const body = await upstream.json();
+      if (req.url!.startsWith("/api/transparency/entries")) rewrite(body.entries);
+      res.writeHead(upstream.status, { "Content-Type": "application/json" });
+      res.end(JSON.stringify(body));
+    });
+    await new Promise<void>((listening) => server.listen(0, "127.0.0.1", () => listening()));
+    return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`, server };
+  }
+
+  it("when the log is intact, then the audit prints every key of the user (by id or username) and exits 0", async () => {
+    const alice = await registerUser(app);
+    const newKey = newPublicKeyPem();
+    expect((await app.request("POST", "/api/users/key", { token: alice.token, body: { publicKey: newKey, currentPassword: alice.password } })).status).toBe(200);
+    await mergeAll();
+    const byId = await audit(`${app.baseUrl}/api`, "--user", alice.id);
+    expect(byId.code, byId.stderr).toBe(0);
+    expect(byId.stdout).toContain("keys bound to " + alice.id + ": 2");
+    expect(byId.stdout).toMatch(/version 1 .*\n[\s\S]*version 2 /);
+    expect(byId.stdout).toContain(newKey.trim().split("\n")[1]);
+    const byName = await audit(`${app.baseUrl}/api`, "--user", alice.username, "--token", alice.token);
+    expect(byName.code, byName.stderr).toBe(0);
+    expect(byName.stdout).toContain(`keys bound to ${alice.id}: 2`);
+  });
+
+  it("when the server serves an entry that is not in the signed tree, then the audit names the mismatch and exits 1", async () => {
+    const { base, server } = await lyingProxy((entries) => {
+      if (entries[0]) entries[0].leaf = entries[0].leaf.replace(/"timestamp":"[^"]+"/, '"timestamp":"2001-01-01T00:00:00.000Z"');
+    });
+    try {
+      const result = await audit(base, "--user", newUserId());
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain("MISMATCH");
+      expect(result.stderr).toContain("recomputed root");
+    } finally {
+      server.close();
+    }
   });
 });
