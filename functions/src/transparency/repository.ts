@@ -118,11 +118,16 @@ export class TransparencyRepository {
    */
   async merge(maxBatch: number, signHead: (treeSize: number, rootHash: Buffer) => SignedHead): Promise<MergeResult> {
     const headRef = this.log.doc("head");
+    // Which bindings wait is read outside the transaction, which then reads them by id: a query inside
+    // it would hold the queue against the registrations writing to it (the emulator locks the range).
+    const candidates = (await this.queue.orderBy("queuedAt").limit(maxBatch).select().get()).docs.map((doc) => doc.ref);
+    if (candidates.length === 0) return { merged: 0, queuedAtMs: [] };
     return this.db.runTransaction(async (tx) => {
-      const latest = await tx.get(headRef);
-      const treeSize = latest.exists ? (latest.get("treeSize") as number) : 0;
-      const waiting = await tx.get(this.queue.orderBy("queuedAt").limit(maxBatch));
-      if (waiting.empty) return { merged: 0, queuedAtMs: [] };
+      const [latest, ...queued] = await tx.getAll(headRef, ...candidates);
+      const treeSize = latest!.exists ? (latest!.get("treeSize") as number) : 0;
+      // Gone: merged by an earlier attempt of this transaction that committed (or by another sequencer).
+      const waiting = { docs: queued.filter((doc) => doc.exists) };
+      if (waiting.docs.length === 0) return { merged: 0, queuedAtMs: [] };
       const edge = frontier(treeSize);
       const stored = edge.length > 0 ? await tx.getAll(...edge.map((node) => this.nodes.doc(nodeKey(node)))) : [];
       const hashes = new Map<string, Buffer>();
