@@ -431,7 +431,7 @@ describe("npm run transparency:audit", () => {
   async function lyingProxy(rewrite: (entries: Array<{ leafIndex: number; leaf: string }>) => void): Promise<{ base: string; server: Server }> {
     const server = createServer(async (req, res) => {
       const upstream = await fetch(app.baseUrl + req.url!, { headers: req.headers.authorization ? { Authorization: req.headers.authorization } : {} });
-      const body = await upstream.json();
+      const body = (await upstream.json()) as { entries: Array<{ leafIndex: number; leaf: string }> };
       if (req.url!.startsWith("/api/transparency/entries")) rewrite(body.entries);
       res.writeHead(upstream.status, { "Content-Type": "application/json" });
       res.end(JSON.stringify(body));
