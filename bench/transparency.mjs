@@ -167,8 +167,7 @@ async function proofLatency(size) {
     const proof = await service.proof(users[leafIndex]);
     timings.proof.push(performance.now() - started);
     if (proof.entries[0]?.leafIndex !== leafIndex) throw new Error("proof for the wrong leaf");
-    // Documents a proof reads: the head, the user's index, the user's leaves, the subtrees of the path
-    // (and the queue check: a query that matches nothing).
+    // Documents a proof reads, all by id: the head, the user's index, the user's leaves, the subtrees of the path.
     reads.push(2 + proof.entries.length + neededNodes((lookup) => inclusionPath(leafIndex, size, lookup)).length);
     const from = 1 + Math.floor(Math.random() * (size - 1));
     started = performance.now();

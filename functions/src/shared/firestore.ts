@@ -61,7 +61,8 @@ import type { Firestore } from "firebase-admin/firestore";
  *                                     registers the account or changes its key, deleted by the merge
  * transparencyLeaves/{leafIndex}      leafIndex, userId, leaf, bindingId: the key-transparency log's
  *                                     leaves (transparency/repository.ts)
- * transparencyUsers/{userId}          leafIndices: where a user's leaves are (a proof reads by id only)
+ * transparencyUsers/{userId}          leafIndices: where a user's leaves are; queued: how many of the
+ *                                     user's bindings wait (a proof reads by id only, no query)
  * transparencyNodes/L{level}-{index}  hash (base64): a complete perfect subtree, immutable; every proof
  *                                     of any tree size reads O(log n) of them
  * transparencyHeads/{treeSize}        treeSize, rootHash, timestamp, signature: every signed head

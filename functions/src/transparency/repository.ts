@@ -7,8 +7,9 @@ import { appendLeaves, frontier, leafHash, nodeKey, rootHash, type NodeId, type 
  * - transparencyQueue/{bindingId}   bindings waiting for the sequencer, written in the transaction that
  *                                   registers the account or changes its key
  * - transparencyLeaves/{leafIndex}  the merged leaves (their exact JSON)
- * - transparencyUsers/{userId}      leafIndices: where the user's leaves are, so a proof reads documents
- *                                   by id only (no query, whose cost may grow with the log)
+ * - transparencyUsers/{userId}      leafIndices: where the user's leaves are; queued: bindings waiting.
+ *                                   A proof reads documents by id only (no query, whose cost on the
+ *                                   emulator grows with the database)
  * - transparencyNodes/L{level}-{i}  the hash of every complete perfect subtree, immutable once written:
  *                                   any proof for any tree size reads O(log n) of them
  * - transparencyHeads/{treeSize}    every signed tree head ever published
@@ -74,17 +75,17 @@ export class TransparencyRepository {
     this.log = db.collection(COLLECTIONS.transparencyLog);
   }
 
-  /** Inside the caller's transaction (registration, key change): the binding waits for the sequencer. */
+  /**
+   * Inside the caller's transaction (registration, key change): the binding waits for the sequencer,
+   * and the user's index counts it as queued (so a proof can say `pending` without a query).
+   */
   enqueue(tx: Transaction, bindingId: string, binding: Binding, queuedAt: Date): void {
     tx.create(this.queue.doc(bindingId), { userId: binding.userId, leaf: leafDataOf(binding), queuedAt: Timestamp.fromDate(queuedAt) });
+    tx.set(this.userIndex.doc(binding.userId), { queued: FieldValue.increment(1) }, { merge: true });
   }
 
   async hasQueued(): Promise<boolean> {
     return !(await this.queue.limit(1).select().get()).empty;
-  }
-
-  async hasQueuedFor(userId: string): Promise<boolean> {
-    return !(await this.queue.where("userId", "==", userId).limit(1).select().get()).empty;
   }
 
   /**
@@ -141,13 +142,18 @@ export class TransparencyRepository {
       const newSize = treeSize + leaves.length;
       const head = signHead(newSize, rootHash(newSize, lookupOf(hashes)));
 
+      const byUser = new Map<string, number[]>();
       waiting.docs.forEach((doc, offset) => {
         const leafIndex = treeSize + offset;
         const userId = doc.get("userId") as string;
         tx.create(this.leaves.doc(String(leafIndex)), { leafIndex, userId, leaf: leaves[offset], bindingId: doc.id });
-        tx.set(this.userIndex.doc(userId), { leafIndices: FieldValue.arrayUnion(leafIndex) }, { merge: true });
         tx.delete(doc.ref);
+        byUser.set(userId, [...(byUser.get(userId) ?? []), leafIndex]);
       });
+      // One write per user: where the leaves are, and that they no longer wait.
+      for (const [userId, leafIndices] of byUser) {
+        tx.set(this.userIndex.doc(userId), { leafIndices: FieldValue.arrayUnion(...leafIndices), queued: FieldValue.increment(-leafIndices.length) }, { merge: true });
+      }
       for (const [key, { hash }] of created) tx.create(this.nodes.doc(key), { hash: hash.toString("base64") });
       tx.create(this.heads.doc(String(newSize)), head);
       tx.set(headRef, head);
@@ -165,13 +171,17 @@ export class TransparencyRepository {
     return snapshot.exists ? headOf(snapshot.data()!) : undefined;
   }
 
-  /** Every merged leaf of a user, by leaf index: two reads by id (the user's index, then the leaves). */
-  async leavesOf(userId: string): Promise<StoredLeaf[]> {
+  /**
+   * Every merged leaf of a user, by leaf index, and whether a binding of theirs still waits: two reads
+   * by id (the user's index, then the leaves), no query (the emulator's grow with the database).
+   */
+  async leavesOf(userId: string): Promise<{ leaves: StoredLeaf[]; pending: boolean }> {
     const index = await this.userIndex.doc(userId).get();
+    const pending = ((index.get("queued") as number | undefined) ?? 0) > 0;
     const leafIndices = ((index.get("leafIndices") as number[] | undefined) ?? []).sort((a, b) => a - b);
-    if (leafIndices.length === 0) return [];
+    if (leafIndices.length === 0) return { leaves: [], pending };
     const docs = await this.db.getAll(...leafIndices.map((leafIndex) => this.leaves.doc(String(leafIndex))));
-    return docs.filter((doc) => doc.exists).map((doc) => leafOf(doc.data()!));
+    return { leaves: docs.filter((doc) => doc.exists).map((doc) => leafOf(doc.data()!)), pending };
   }
 
   /** Leaves [start, end), in order. */

@@ -44,7 +44,7 @@ export class TransparencyService {
   /** Every entry of the user in the tree of `treeSize` (default: the latest head), each with its inclusion proof. */
   async proof(userId: string, treeSize?: number) {
     const head = treeSize === undefined ? await this.head() : await this.headAt(treeSize);
-    const [leaves, pending] = await Promise.all([this.log.leavesOf(userId), this.log.hasQueuedFor(userId)]);
+    const { leaves, pending } = await this.log.leavesOf(userId);
     const inTree = leaves.filter((leaf) => leaf.leafIndex < head.treeSize);
     const paths = (lookup: Parameters<typeof inclusionPath>[2]) => inTree.map((leaf) => inclusionPath(leaf.leafIndex, head.treeSize, lookup));
     const lookup = await this.log.nodeLookup(neededNodes(paths));
