@@ -82,7 +82,7 @@ import type { Firestore } from "firebase-admin/firestore";
  *
  * Indexes (firestore.indexes.json): the composite ones the queries need, and Firestore's automatic
  * single-field ones except on fields no query reads alone: large opaque values (ciphertext, keys,
- * signatures, event payloads) and times written in increasing order (an index on those would cap a
+ * signatures, event payloads, transparency leaves and hashes) and times written in increasing order (an index on those would cap a
  * collection at about 500 writes/s).
  */
 export const COLLECTIONS = {
