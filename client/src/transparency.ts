@@ -71,6 +71,8 @@ export interface VerifiedUserKey {
   head: SignedTreeHead;
   /** The log key the head was verified with. */
   logKey: string;
+  /** A newer binding of the user waits for the merge: the served key is about to be replaced. */
+  pending: boolean;
 }
 
 /** The API calls the check makes. */
@@ -235,5 +237,5 @@ export async function verifyUserKey(api: TransparencyApi, userId: string, option
       fail("consistency", "The log's head does not extend the one kept: a forked (split) view");
     }
   }
-  return { publicKey: newest!.publicKey, version: newest!.version, bindings, head, logKey: logKeyPem };
+  return { publicKey: newest!.publicKey, version: newest!.version, bindings, head, logKey: logKeyPem, pending: pending === true };
 }
