@@ -87,6 +87,11 @@ interface Script {
     // (A string, so that vitest's transform leaves the import() alone.)
     const script = (await page.evaluate('import("/demo.js").then((demo) => demo.SCRIPT)')) as Script;
 
+    // Both identity keys were verified in the key-transparency log, and the page says so in green.
+    const verifiedLines = await page.locator(".key-verified").allTextContents();
+    expect(verifiedLines).toHaveLength(2);
+    for (const line of verifiedLines) expect(line).toMatch(/^✓ key verified in log of [1-9]\d* entries$/);
+
     // Both sides derived the same session key, and say so.
     const fingerprints = await page.locator(".session").evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-fingerprint")));
     expect(fingerprints).toHaveLength(3); // Alice's second device received the session key with the link

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -63,6 +63,9 @@ interface FunctionsEmulator {
   stop(): Promise<number | null>;
 }
 
+/** The key-transparency log key the function is given through functions/.secret.local. */
+const LOG_KEY_PEM = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /**
@@ -77,7 +80,9 @@ async function writeProject(dir: string, projectId: string, jwtSecret: string): 
   symlinkSync(join(ROOT, "functions", "package.json"), join(functionsDir, "package.json"));
   symlinkSync(join(ROOT, "functions", "lib"), join(functionsDir, "lib"), "dir");
   symlinkSync(join(ROOT, "node_modules"), join(functionsDir, "node_modules"), "dir");
-  writeFileSync(join(functionsDir, ".secret.local"), `JWT_SECRET=${jwtSecret}\n`, { mode: 0o600 });
+  // The log key as docs/DEPLOY.md writes it: one double-quoted line whose \n escapes dotenv expands.
+  const logKey = LOG_KEY_PEM.replace(/\n/g, "\\n");
+  writeFileSync(join(functionsDir, ".secret.local"), `JWT_SECRET=${jwtSecret}\nTRANSPARENCY_LOG_KEY="${logKey}"\n`, { mode: 0o600 });
   // Deployed variables live in functions/.env.<project>; these keep the test fast and show they are read.
   writeFileSync(join(functionsDir, `.env.${projectId}`), "BCRYPT_COST=4\nACCESS_TOKEN_TTL_SECONDS=600\n");
 
@@ -124,7 +129,7 @@ async function startFunctionsEmulator(): Promise<FunctionsEmulator> {
     METADATA_SERVER_DETECTION: "none",
   };
   // The function must get its project from the emulator and its secret from .secret.local, nothing else.
-  for (const name of ["JWT_SECRET", "FIREBASE_PROJECT_ID", "GCLOUD_PROJECT", "FIREBASE_CONFIG", "GOOGLE_APPLICATION_CREDENTIALS"]) {
+  for (const name of ["JWT_SECRET", "TRANSPARENCY_LOG_KEY", "FIREBASE_PROJECT_ID", "GCLOUD_PROJECT", "FIREBASE_CONFIG", "GOOGLE_APPLICATION_CREDENTIALS"]) {
     delete env[name];
   }
   const deadline = Date.now() + HOLD_DEADLINE_MS;
@@ -240,6 +245,10 @@ describe("the api function in the Firebase Functions emulator", () => {
     // Signed with the secret from functions/.secret.local.
     const claims = jwt.verify(login.body.token, jwtSecret, { algorithms: ["HS256"] }) as JwtPayload;
     expect(claims.sub).toBe(alice.body.user.id);
+
+    // The log key from functions/.secret.local, its public half served.
+    const logKey = await call(`${apiUrl}/transparency/key`, "GET");
+    expect(logKey.body.publicKey).toBe(createPublicKey(LOG_KEY_PEM).export({ type: "spki", format: "pem" }).toString());
 
     const sent = await call(`${apiUrl}/messages/send`, "POST", messageBody(bob.body.user.id), login.body.token);
     expect(sent.status, JSON.stringify(sent.body)).toBe(201);

@@ -183,6 +183,15 @@ describe("every answer matches the document", () => {
   }
 
   /** The next `event` on the socket, checked against x-socket-events (and acknowledged when the document says so). */
+  /** The head once the relay's sequencer has merged at least `size` bindings. */
+  async function waitForHead(size: number) {
+    for (let attempt = 0; ; attempt++) {
+      const head = await apiClient(app).getTransparencyHead();
+      if (head.treeSize >= size || attempt > 100) return head;
+      await new Promise((resolveLater) => setTimeout(resolveLater, 100));
+    }
+  }
+
   function documentedEvent<T = any>(socket: RealtimeSocket | ReturnType<typeof connect>, event: string): Promise<T> {
     const spec = document["x-socket-events"].serverToClient[event]!;
     return new Promise((resolvePayload, reject) => {
@@ -327,6 +336,17 @@ describe("every answer matches the document", () => {
     await link.complete(await linkApproved);
     await documented("getLinkRequest", secondApi.getLinkRequest(link.requestId));
     await documented("removeDevice", alice.api.removeDevice(second.deviceId));
+    // Key transparency: the log (both registrations merged by the relay's sequencer), a proof, and a key
+    // change Bob hears about.
+    const head = await documented("getTransparencyHead", waitForHead(2));
+    await documented("getTransparencyKey", apiClient(app).getTransparencyKey());
+    await documented("getTransparencyHeadAt", apiClient(app).getTransparencyHeadAt(String(head.treeSize)));
+    await documented("getTransparencyConsistency", apiClient(app).getTransparencyConsistency({ from: 1, to: head.treeSize }));
+    await documented("listTransparencyEntries", apiClient(app).listTransparencyEntries({ start: 0, end: head.treeSize }));
+    await documented("getTransparencyProof", bob.api.getTransparencyProof(alice.id));
+    const keyChanged = documentedEvent(bobSocket, "key_changed");
+    await documented("changeKey", alice.api.changeKey({ publicKey: (await newIdentity()).publicKeyPem, currentPassword: "correct horse battery staple" }));
+    await keyChanged;
 
     // The end of a session. A disappearing message to Bob, now offline, expires undelivered.
     bobSocket.disconnect();

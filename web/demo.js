@@ -88,6 +88,35 @@ class Person {
     $(".user-id", this.panel).textContent = `${answer.user.username} · ${answer.user.id}`;
   }
 
+  /**
+   * Checks a user's key against the key-transparency log with the typed client (verifyUserKey): signed
+   * head, inclusion of every binding, the key being the newest, consistency from the last head this
+   * person kept. A key registered a moment ago is merged within seconds: "pending" is retried.
+   * (A real app pins the log key at build time; this page trusts the first one it fetches.)
+   */
+  async verifyKeyInLog(userId, publicKey) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const verified = await this.api.verifyUserKey(userId, { publicKey, logKey: this.logKey, trustedHead: this.trustedHead });
+        this.logKey = verified.logKey;
+        this.trustedHead = verified.head;
+        return verified;
+      } catch (error) {
+        if (!["pending", "not_in_log"].includes(error.reason) || attempt >= 40) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  /** The person's own key, as the log shows it to everyone: a key they never registered would show here. */
+  async verifyOwnKey() {
+    const verified = await this.verifyKeyInLog(this.user.id, this.identity.publicKeyPem);
+    const line = $(".key-verified", this.panel);
+    line.textContent = `✓ key verified in log of ${verified.head.treeSize} entries`;
+    line.dataset.treeSize = String(verified.head.treeSize);
+    line.hidden = false;
+  }
+
   async connect() {
     this.socket = await connectRealtime(window.io, location.origin, { token: this.api.token, transports: ["websocket"] });
     this.socket.on("key_exchange_request", (event, ack) => {
@@ -448,6 +477,14 @@ async function run() {
     await Promise.all([alice.step("Connect to the relay (Socket.IO)", () => alice.connect()), bob.step("Connect to the relay (Socket.IO)", () => bob.connect())]);
     await alice.step("Add Bob as a contact", () => alice.addContact(bob));
     await bob.step("Add Alice as a contact", () => bob.addContact(alice));
+    await Promise.all([
+      alice.step("Verify my key in the key-transparency log", () => alice.verifyOwnKey()),
+      bob.step("Verify my key in the key-transparency log", () => bob.verifyOwnKey()),
+    ]);
+    await Promise.all([
+      alice.step("Verify Bob's key in the key-transparency log", () => alice.verifyKeyInLog(bob.user.id, alice.peer.publicKey)),
+      bob.step("Verify Alice's key in the key-transparency log", () => bob.verifyKeyInLog(alice.user.id, bob.peer.publicKey)),
+    ]);
 
     const bobSession = bob.next("session");
     const aliceSession = alice.next("session");

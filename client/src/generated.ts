@@ -72,6 +72,21 @@ export interface BlockUserResponse {
   success: true;
 }
 
+export interface ChangeKeyRequest {
+  /**
+   * The new identity key: PEM SPKI EC public key on P-256 or P-384, stored exactly as sent
+   * maxLength: 1024
+   */
+  publicKey: string;
+  /** minLength: 1 */
+  currentPassword: string;
+}
+
+export interface ChangeKeyResponse {
+  success: true;
+  user: Profile;
+}
+
 export interface ChangePasswordRequest {
   /** minLength: 1 */
   currentPassword: string;
@@ -287,6 +302,53 @@ export interface GetProfileResponse {
   user: Profile;
 }
 
+export interface GetTransparencyConsistencyResponse {
+  success: true;
+  /** RFC 9162 consistency proof (2.1.4.1); empty when from = to */
+  proof: string[];
+}
+
+export interface GetTransparencyHeadResponse {
+  success: true;
+  /**
+   * Leaves in the tree
+   * minimum: 0
+   */
+  treeSize: number;
+  /** RFC 9162 Merkle tree hash of the first `treeSize` leaves, standard base64 */
+  rootHash: string;
+  /**
+   * When the head was signed
+   * format: date-time
+   */
+  timestamp: string;
+  /** ECDSA P-256 / SHA-256 by the log key, IEEE P1363 (r || s), standard base64, over the UTF-8 bytes of JSON.stringify({ treeSize, rootHash, timestamp }) in that key order */
+  signature: string;
+}
+
+export interface GetTransparencyKeyResponse {
+  success: true;
+  /** The log key: PEM SPKI EC P-256. It never changes for a deployment: pin it in the client at build time */
+  publicKey: string;
+}
+
+export interface GetTransparencyProofResponse {
+  success: true;
+  /** The signed head of the tree the proofs are for */
+  head: SignedTreeHead;
+  /** Every binding of the user in that tree, by leaf index: the last one is the user's current key */
+  entries: {
+    /** minimum: 0 */
+    leafIndex: number;
+    /** The leaf data: JSON.stringify({ userId, publicKey, version, timestamp }) exactly; its hash is SHA-256(0x00 || UTF-8 bytes) */
+    leaf: string;
+    /** RFC 9162 inclusion proof (2.1.3.1), leaf to root */
+    auditPath: string[];
+  }[];
+  /** Present while a newer binding of the user waits for the merge */
+  pending?: true;
+}
+
 export interface InitiateKeyExchangeRequest {
   /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   targetUserId: string;
@@ -321,6 +383,13 @@ export interface JoinRoomAck {
 
 export interface JoinRoomPayload {
   userId: string;
+}
+
+export interface KeyChangedEvent {
+  /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
+  userId: string;
+  /** The user's new identity key (PEM SPKI), as the key-transparency log binds it */
+  publicKey: string;
 }
 
 export interface KeyExchange {
@@ -442,6 +511,17 @@ export interface ListPendingKeyExchangesResponse {
   incoming: KeyExchange[];
   /** Pending exchanges you started */
   outgoing: KeyExchange[];
+}
+
+export interface ListTransparencyEntriesResponse {
+  success: true;
+  /** Merged leaves in [start, end), fewer at the log's end */
+  entries: {
+    /** minimum: 0 */
+    leafIndex: number;
+    /** The leaf data: JSON.stringify({ userId, publicKey, version, timestamp }) exactly; its hash is SHA-256(0x00 || UTF-8 bytes) */
+    leaf: string;
+  }[];
 }
 
 export interface LoginRequest {
@@ -758,6 +838,23 @@ export interface SendMessageResponse {
   message: MessageRecord;
 }
 
+export interface SignedTreeHead {
+  /**
+   * Leaves in the tree
+   * minimum: 0
+   */
+  treeSize: number;
+  /** RFC 9162 Merkle tree hash of the first `treeSize` leaves, standard base64 */
+  rootHash: string;
+  /**
+   * When the head was signed
+   * format: date-time
+   */
+  timestamp: string;
+  /** ECDSA P-256 / SHA-256 by the log key, IEEE P1363 (r || s), standard base64, over the UTF-8 bytes of JSON.stringify({ treeSize, rootHash, timestamp }) in that key order */
+  signature: string;
+}
+
 export interface TypingIndicatorEvent {
   /** pattern: ^(user|msg|exchange|file|sess|dev|link)_[A-Za-z0-9_-]{20,64}$ */
   fromUserId: string;
@@ -833,6 +930,8 @@ export interface ServerToClientEvents {
   user_offline: (payload: PresenceEvent) => void;
   /** A mutual contact is typing to you (or stopped). */
   typing_indicator: (payload: TypingIndicatorEvent) => void;
+  /** To every contact of a user (users they added and users who added them) when that user replaced their identity key (POST /users/key). Durable: at once if connected, else on the next connection, until acknowledged with the ack callback. Before trusting the new key, verify it in the key-transparency log (GET /transparency/proof/{userId}) and tell the person their contact's key changed. */
+  key_changed: (payload: KeyChangedEvent, ack: () => void) => void;
   /** To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on. */
   file_deleted: (payload: FileDeletedEvent) => void;
   /** To the account's other connected devices when a new device asks to be linked (POST /devices/link-requests): show it, compare the code both devices display, then approve or reject. Not sent again; GET /devices/link-requests lists the pending ones. */
@@ -885,6 +984,43 @@ export type GetHistoryQuery = {
   before?: string;
 };
 
+/** The query of GET /transparency/proof/{userId}. */
+export type GetTransparencyProofQuery = {
+  /**
+   * A published tree size; default the latest head
+   * minimum: 1
+   */
+  treeSize?: number;
+};
+
+/** The query of GET /transparency/consistency. */
+export type GetTransparencyConsistencyQuery = {
+  /**
+   * The smaller tree size (a head the client kept)
+   * minimum: 1
+   */
+  from: number;
+  /**
+   * The larger tree size, at most the latest
+   * minimum: 1
+   */
+  to: number;
+};
+
+/** The query of GET /transparency/entries. */
+export type ListTransparencyEntriesQuery = {
+  /**
+   * First leaf index
+   * minimum: 0
+   */
+  start: number;
+  /**
+   * One past the last leaf index (end − start ≤ 1000)
+   * minimum: 1
+   */
+  end: number;
+};
+
 /** Every REST operation by operationId: the typed client's arguments and answer. */
 export interface Operations {
   /** GET /health: Health check */
@@ -919,6 +1055,8 @@ export interface Operations {
   listBlockedUsers: { args: []; response: ListBlockedUsersResponse };
   /** GET /users/search: Find users by username prefix */
   searchUsers: { args: [query: SearchUsersQuery]; response: SearchUsersResponse };
+  /** POST /users/key: Replace the identity key */
+  changeKey: { args: [body: ChangeKeyRequest]; response: ChangeKeyResponse };
   /** POST /messages/send: Send an encrypted message */
   sendMessage: { args: [body: SendMessageRequest]; response: SendMessageDuplicateResponse | SendMessageResponse };
   /** GET /messages/{contactId}: The conversation with a contact, a page at a time */
@@ -953,6 +1091,18 @@ export interface Operations {
   rejectLinkRequest: { args: [requestId: string]; response: ApproveLinkRequestResponse };
   /** DELETE /devices/{deviceId}: Sign a device out */
   removeDevice: { args: [deviceId: string]; response: RemoveDeviceResponse };
+  /** GET /transparency/head: The latest signed tree head */
+  getTransparencyHead: { args: []; response: GetTransparencyHeadResponse };
+  /** GET /transparency/key: The log's public key */
+  getTransparencyKey: { args: []; response: GetTransparencyKeyResponse };
+  /** GET /transparency/proof/{userId}: Every binding of a user, with inclusion proofs */
+  getTransparencyProof: { args: [userId: string, query?: GetTransparencyProofQuery]; response: GetTransparencyProofResponse };
+  /** GET /transparency/consistency: A consistency proof between two tree sizes */
+  getTransparencyConsistency: { args: [query: GetTransparencyConsistencyQuery]; response: GetTransparencyConsistencyResponse };
+  /** GET /transparency/entries: The log's leaves, a page at a time */
+  listTransparencyEntries: { args: [query: ListTransparencyEntriesQuery]; response: ListTransparencyEntriesResponse };
+  /** GET /transparency/heads/{treeSize}: The signed head published for a tree size */
+  getTransparencyHeadAt: { args: [treeSize: string]; response: GetTransparencyHeadResponse };
 }
 
 export type OperationId = keyof Operations;
@@ -975,6 +1125,7 @@ export const operations = {
   unblockUser: { method: "DELETE", path: "/users/block/{userId}", pathParams: ["userId"], body: null, query: false, binary: false, auth: true },
   listBlockedUsers: { method: "GET", path: "/users/blocked", pathParams: [], body: null, query: false, binary: false, auth: true },
   searchUsers: { method: "GET", path: "/users/search", pathParams: [], body: null, query: true, binary: false, auth: true },
+  changeKey: { method: "POST", path: "/users/key", pathParams: [], body: "json", query: false, binary: false, auth: true },
   sendMessage: { method: "POST", path: "/messages/send", pathParams: [], body: "json", query: false, binary: false, auth: true },
   getHistory: { method: "GET", path: "/messages/{contactId}", pathParams: ["contactId"], body: null, query: true, binary: false, auth: true },
   initiateKeyExchange: { method: "POST", path: "/keyexchange/initiate", pathParams: [], body: "json", query: false, binary: false, auth: true },
@@ -992,6 +1143,12 @@ export const operations = {
   approveLinkRequest: { method: "POST", path: "/devices/link-requests/{requestId}/approve", pathParams: ["requestId"], body: "json", query: false, binary: false, auth: true },
   rejectLinkRequest: { method: "POST", path: "/devices/link-requests/{requestId}/reject", pathParams: ["requestId"], body: null, query: false, binary: false, auth: true },
   removeDevice: { method: "DELETE", path: "/devices/{deviceId}", pathParams: ["deviceId"], body: null, query: false, binary: false, auth: true },
+  getTransparencyHead: { method: "GET", path: "/transparency/head", pathParams: [], body: null, query: false, binary: false, auth: false },
+  getTransparencyKey: { method: "GET", path: "/transparency/key", pathParams: [], body: null, query: false, binary: false, auth: false },
+  getTransparencyProof: { method: "GET", path: "/transparency/proof/{userId}", pathParams: ["userId"], body: null, query: true, binary: false, auth: true },
+  getTransparencyConsistency: { method: "GET", path: "/transparency/consistency", pathParams: [], body: null, query: true, binary: false, auth: false },
+  listTransparencyEntries: { method: "GET", path: "/transparency/entries", pathParams: [], body: null, query: true, binary: false, auth: false },
+  getTransparencyHeadAt: { method: "GET", path: "/transparency/heads/{treeSize}", pathParams: ["treeSize"], body: null, query: false, binary: false, auth: false },
 } as const satisfies Record<OperationId, OperationSpec>;
 
 export interface OperationSpec {

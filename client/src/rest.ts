@@ -1,4 +1,5 @@
 import { operations, type ErrorBody, type OperationId, type Operations, type OperationSpec } from "./generated.js";
+import { verifyUserKey, type VerifiedUserKey, type VerifyUserKeyOptions } from "./transparency.js";
 
 /**
  * The REST half of the typed client: one method per operation of the OpenAPI document, named by its
@@ -45,6 +46,12 @@ export type ApiClient = ApiMethods & {
   readonly token: string | undefined;
   /** The same client, authenticated as someone (e.g. with the token register or login returned). */
   withToken(token: string | undefined): ApiClient;
+  /**
+   * Checks the key the API served for a user against the key-transparency log (transparency.ts):
+   * the head's signature, every binding's inclusion, the served key being the newest, and consistency
+   * from `trustedHead`. Throws KeyTransparencyError naming what failed. Needs a token.
+   */
+  verifyUserKey(userId: string, options: VerifyUserKeyOptions): Promise<VerifiedUserKey>;
 };
 
 interface CallInput {
@@ -135,5 +142,6 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     baseUrl: options.baseUrl,
     token: options.token,
     withToken: (token) => createApiClient({ ...options, token }),
+    verifyUserKey: (userId, verifyOptions) => verifyUserKey(methods, userId, verifyOptions),
   };
 }

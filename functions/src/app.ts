@@ -6,7 +6,7 @@ import type { AppConfig } from "./config";
 import { createAuthenticator } from "./auth/authenticate";
 import { createPasswordHasher } from "./auth/passwords";
 import { requireAuth, requireToken } from "./auth/middleware";
-import { authOperations } from "./auth/routes";
+import { accountKeyOperations, authOperations } from "./auth/routes";
 import { AuthService } from "./auth/service";
 import { createSessionStore } from "./auth/sessions";
 import { createAccessTokens } from "./auth/tokens";
@@ -39,6 +39,12 @@ import { applyFirestoreDeadline } from "./shared/firestore";
 import { FirestoreRateLimiter } from "./shared/rate-limit";
 import { UserEvents } from "./relay/events";
 import { FirestorePresenceDirectory } from "./relay/presence";
+import { createLogSigner } from "./transparency/log-key";
+import { TransparencyRepository } from "./transparency/repository";
+import { transparencyOperations } from "./transparency/routes";
+import { Sequencer } from "./transparency/sequencer";
+import { TransparencyService } from "./transparency/service";
+import { KeyChangeNotices } from "./users/key-notices";
 import { UserRepository } from "./users/repository";
 import { userOperations } from "./users/routes";
 import { UserService } from "./users/service";
@@ -75,6 +81,12 @@ export function createServices(deps: AppDeps) {
   const userService = new UserService(users, presence, clock);
   // Worker threads, started on the first login or registration; close() stops them (server.ts).
   const passwords = createPasswordHasher({ cost: config.bcryptCost, workers: config.passwordWorkers });
+  // The key-transparency log: its queue takes bindings from auth; the relay runs the sequencer.
+  const transparencyLog = new TransparencyRepository(db);
+  const logSigner = createLogSigner(config.transparencyLogKey);
+  const transparency = new TransparencyService(transparencyLog, logSigner, clock);
+  const sequencer = new Sequencer(transparencyLog, logSigner, clock, logger);
+  const keyNotices = new KeyChangeNotices(db);
   const auth = new AuthService({
     users,
     userService,
@@ -84,6 +96,9 @@ export function createServices(deps: AppDeps) {
     limiter: new FirestoreRateLimiter(db, clock),
     clock,
     loginThrottle: config.loginThrottle,
+    bindings: transparencyLog,
+    keyNotices,
+    events,
   });
   const messages = new MessageRepository(db, events);
   const sender = new MessageSender(messages, clock, config.sendRate, events, logger);
@@ -105,7 +120,7 @@ export function createServices(deps: AppDeps) {
   const fileCleanup = new FileCleanup(fileRecords, fileRemoval, blobs, clock, logger);
   const limits = createEndpointLimits(config.rateLimits, db, clock);
   const devices = new DeviceService(sessions, new LinkRequestRepository(db), users, events, clock);
-  return { devices, db, config, clock, logger, telemetry, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits };
+  return { devices, db, config, clock, logger, telemetry, users, sessions, tokens, authenticate, passwords, userService, auth, messages, sender, messageExpiry, keyExchanges, events, files, fileCleanup, limits, transparency, sequencer, keyNotices };
 }
 
 export type Services = ReturnType<typeof createServices>;
@@ -144,10 +159,12 @@ export function createApp(deps: AppDeps, services: Services = createServices(dep
   api.use(mountOperations(referenceOperations, { document: openApiDocument }, gates));
   api.use(mountOperations(authOperations, { auth: services.auth }, gates));
   api.use(mountOperations(userOperations, { users: services.userService }, gates));
+  api.use(mountOperations(accountKeyOperations, { auth: services.auth }, gates));
   const { sender, messages, sessions, clock } = services;
   api.use(mountOperations(messageOperations, { sender, messages, sessions, clock }, gates));
   api.use(mountOperations(keyExchangeOperations, { exchanges: services.keyExchanges }, gates));
   api.use(mountOperations(deviceOperations, { devices: services.devices }, gates));
+  api.use(mountOperations(transparencyOperations, { transparency: services.transparency }, gates));
   app.use("/api", api);
   // GET /metrics and the /status dashboard: only telemetry made for the local stack (or tests) has them,
   // never the Cloud Function's (telemetry/exporters.ts).

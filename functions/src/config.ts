@@ -1,3 +1,4 @@
+import { createECDH, createHmac, createPrivateKey } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 
@@ -39,6 +40,8 @@ const envSchema = z.object({
   FIREBASE_PROJECT_ID: z.string().min(1).optional(),
   GCLOUD_PROJECT: z.string().min(1).optional(),
   JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
+  // The key-transparency log's signing key: PEM PKCS#8 EC P-256 (Secret Manager in production).
+  TRANSPARENCY_LOG_KEY: z.string().min(1).optional(),
   JWT_ISSUER: z.string().min(1).default("e2ee-messenger"),
   JWT_AUDIENCE: z.string().min(1).default("e2ee-messenger-client"),
   ACCESS_TOKEN_TTL_SECONDS: intFrom(900, 30, 86_400),
@@ -125,10 +128,12 @@ const bucket = (limit: number, windowSeconds: number) => ({ limit, windowSeconds
  * The configuration createApp takes, grouped from the validated variables. AppConfig is this function's
  * return type, so the schema above is the one source of every field's type.
  */
-function configOf(mode: RuntimeMode, vars: z.output<typeof envSchema>, secret: string, projectId: string) {
+function configOf(mode: RuntimeMode, vars: z.output<typeof envSchema>, secret: string, projectId: string, logKeyPem: string) {
   return {
     mode,
     projectId,
+    /** The key-transparency log's signing key (PEM PKCS#8, EC P-256): never leaves the server. */
+    transparencyLogKey: logKeyPem,
     jwt: {
       secret,
       issuer: vars.JWT_ISSUER,
@@ -230,7 +235,7 @@ export class ConfigError extends Error {
 export function loadConfig(
   mode: RuntimeMode,
   env: NodeJS.ProcessEnv = process.env,
-  overrides: { jwtSecret?: string } = {},
+  overrides: { jwtSecret?: string; transparencyLogKey?: string } = {},
 ): AppConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
@@ -250,5 +255,31 @@ export function loadConfig(
     vars.FIREBASE_PROJECT_ID ?? vars.GCLOUD_PROJECT ?? (mode === "production" ? undefined : DEFAULT_LOCAL_PROJECT_ID);
   if (!projectId) throw new ConfigError("No Firebase project id: set FIREBASE_PROJECT_ID or GCLOUD_PROJECT.");
 
-  return configOf(mode, vars, secret, projectId);
+  const logKey = overrides.transparencyLogKey ?? vars.TRANSPARENCY_LOG_KEY;
+  if (!logKey && mode === "production") {
+    throw new ConfigError("TRANSPARENCY_LOG_KEY is not configured: set it with `firebase functions:secrets:set TRANSPARENCY_LOG_KEY` (a PEM EC P-256 private key).");
+  }
+  // Elsewhere, without a key of its own, every process sharing the JWT secret signs with one derived key.
+  return configOf(mode, vars, secret, projectId, logKey ?? derivedLogKeyPem(secret));
+}
+
+/**
+ * A P-256 private key (PEM PKCS#8) derived from a secret: tests and processes without a key of their
+ * own that share the JWT secret (two test apps on one project, a standalone relay beside the API)
+ * then sign with one log key. Never used in production, where the key is a secret of its own.
+ */
+export function derivedLogKeyPem(secret: string): string {
+  const scalar = createHmac("sha256", secret).update("transparency-log-key").digest();
+  // Any 32-byte value below the group order works; a SHA-256 output is below it with overwhelming odds.
+  const ecdh = createECDH("prime256v1");
+  ecdh.setPrivateKey(scalar);
+  const point = ecdh.getPublicKey();
+  const jwk = {
+    kty: "EC",
+    crv: "P-256",
+    d: scalar.toString("base64url"),
+    x: point.subarray(1, 33).toString("base64url"),
+    y: point.subarray(33, 65).toString("base64url"),
+  };
+  return createPrivateKey({ key: jwk, format: "jwk" }).export({ type: "pkcs8", format: "pem" }).toString();
 }

@@ -16,11 +16,16 @@ import { GcsBlobStore } from "./files/gcs-blob-store";
 import { MessageExpirySweep } from "./messages/expiry-sweep";
 import { MessageRepository } from "./messages/repository";
 import { UserEvents } from "./relay/events";
+import { createLogSigner } from "./transparency/log-key";
+import { TransparencyRepository } from "./transparency/repository";
+import { Sequencer } from "./transparency/sequencer";
 import { systemClock } from "./shared/clock";
 import { createLogger } from "./shared/logger";
 import { createTelemetry } from "./telemetry/telemetry";
 
 const jwtSecret = defineSecret("JWT_SECRET");
+/** The key-transparency log's signing key (PEM EC P-256): signs tree heads, never leaves the server. */
+const transparencyLogKey = defineSecret("TRANSPARENCY_LOG_KEY");
 
 /**
  * Both functions run here, next to Firestore (nam5, firebase.json) and the relay on Cloud Run
@@ -38,7 +43,7 @@ const REGION = "us-central1";
  */
 const apiOptions: HttpsOptions = {
   region: REGION,
-  secrets: [jwtSecret],
+  secrets: [jwtSecret, transparencyLogKey],
   memory: "1GiB",
   cpu: 1,
   concurrency: 20,
@@ -55,7 +60,7 @@ let app: Express | undefined;
 /** Built on the first request: secrets are only readable at run time, not while deploying. */
 function buildApp(): Express {
   initializeFirebase();
-  const config = loadConfig("production", functionEnv(), { jwtSecret: jwtSecret.value() });
+  const config = loadConfig("production", functionEnv(), { jwtSecret: jwtSecret.value(), transparencyLogKey: transparencyLogKey.value() });
   // Cloud Monitoring and Cloud Trace, exported in the background (docs/DEPLOY.md "Observability"): a
   // response never waits for an export, so what an instance held when it was scaled in may be lost.
   const telemetry = createTelemetry(config, { service: "messenger-api" });
@@ -124,4 +129,15 @@ export const cleanupFiles = onSchedule(scheduled("every 1 hours", 540), async ()
 export const expireMessages = onSchedule(scheduled("every 1 minutes", 50), async () => {
   const { db, events, logger } = scheduledJobDeps();
   await new MessageExpirySweep(new MessageRepository(db, events), events, systemClock, logger, { purgeDelivered: false }).run();
+});
+
+/**
+ * The key-transparency sequencer's fallback: every relay instance merges queued bindings every 0.5 s
+ * (transparency/sequencer.ts); this one makes sure they are merged within a minute (the platform's
+ * finest schedule) when no relay runs. The sequencer's lease keeps it from merging beside a relay.
+ */
+export const sequenceTransparencyLog = onSchedule({ ...scheduled("every 1 minutes", 50), secrets: [transparencyLogKey] }, async () => {
+  const { db, logger } = scheduledJobDeps();
+  const log = new TransparencyRepository(db);
+  await new Sequencer(log, createLogSigner(transparencyLogKey.value()), systemClock, logger).run();
 });

@@ -19,7 +19,7 @@ import { ConfigError, DEFAULT_LOCAL_PROJECT_ID, loadConfig } from "./config";
 import { runCleanupEvery } from "./files/cleanup";
 import { GcsBlobStore } from "./files/gcs-blob-store";
 import { EmulatorNotFoundError, EmulatorStartError, startFirestoreEmulator, type RunningEmulator } from "./local/firestore-emulator";
-import { localJwtSecret } from "./local/secret";
+import { localJwtSecret, localTransparencyLogKey } from "./local/secret";
 import { acquireStackLock, StackLockedError } from "./local/stack-lock";
 import { defaultStorageBucket } from "./local/storage-emulator";
 import { startStorageEmulatorProcess, type StorageEmulatorProcess } from "./local/storage-emulator-process";
@@ -95,7 +95,10 @@ export interface LocalStackOptions {
 
 export async function startLocalStack(env: NodeJS.ProcessEnv = process.env, options: LocalStackOptions = {}): Promise<LocalStack> {
   const dataDir = resolve(env.DATA_DIR ?? resolve(__dirname, "..", "..", ".data"));
-  const config = loadConfig("local", env, { jwtSecret: env.JWT_SECRET ?? localJwtSecret(dataDir) });
+  const config = loadConfig("local", env, {
+    jwtSecret: env.JWT_SECRET ?? localJwtSecret(dataDir),
+    transparencyLogKey: env.TRANSPARENCY_LOG_KEY ?? localTransparencyLogKey(dataDir),
+  });
   const logger = createLogger({ level: config.logLevel });
   const lock = acquireStackLock(dataDir);
 

@@ -515,9 +515,23 @@ describe("socket events", () => {
     },
   );
 
-  /** Relay bookkeeping (presence, instances, short-lived events) moves on its own; the data must not. */
+  /**
+   * Relay bookkeeping (presence, instances, short-lived events) and the transparency log, whose
+   * sequencer the relay runs (merging the registrations above), move on their own; the data must not.
+   */
   async function dataCounts(): Promise<Record<string, number>> {
-    const { presence: _presence, relayInstances: _instances, relayEvents: _events, ...data } = await countDocuments(relayApp.db);
+    const {
+      presence: _presence,
+      relayInstances: _instances,
+      relayEvents: _events,
+      transparencyQueue: _queue,
+      transparencyLeaves: _leaves,
+      transparencyNodes: _nodes,
+      transparencyHeads: _heads,
+      transparencyUsers: _users,
+      transparencyLog: _log,
+      ...data
+    } = await countDocuments(relayApp.db);
     return data;
   }
 

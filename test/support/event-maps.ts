@@ -24,6 +24,7 @@ export const serverPayloadsFit: { [Event in keyof ServerEmits]: Fits<Parameters<
   user_online: true,
   user_offline: true,
   typing_indicator: true,
+  key_changed: true,
   file_deleted: true,
   device_link_request: true,
   device_link_approved: true,

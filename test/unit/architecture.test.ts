@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 const SRC = resolve(__dirname, "../../functions/src");
 const ENTRY_POINTS = new Set(["index.ts", "server.ts", "relay/standalone.ts"]);
-const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "devices", "relay"] as const;
+const CAPABILITIES = ["auth", "users", "messages", "keyexchange", "files", "devices", "relay", "transparency"] as const;
 /** Below every capability: they use none. */
 const PLUMBING = ["shared", "config", "local", "telemetry"];
 
@@ -23,13 +23,15 @@ const PLUMBING = ["shared", "config", "local", "telemetry"];
  */
 const CAPABILITY_EDGES: Record<(typeof CAPABILITIES)[number], string[]> = {
   users: [],
-  auth: ["users"],
+  // The key-transparency log stands alone: auth queues bindings into it, the relay runs its sequencer.
+  transparency: [],
+  auth: ["users", "transparency"],
   files: ["auth", "users"],
   messages: ["auth", "users"],
   keyexchange: ["auth", "users"],
   // Devices are sessions (auth); linking verifies signatures as key exchange does (its signatures.ts).
   devices: ["auth", "users", "keyexchange"],
-  relay: ["auth", "users", "messages", "keyexchange", "devices"],
+  relay: ["auth", "users", "messages", "keyexchange", "devices", "transparency"],
 };
 
 /** One import between two parts, with the files that make it (for the failure message). */

@@ -2,6 +2,8 @@ import { requestContext } from "../shared/http";
 import { operationOf, type OperationGroup } from "../shared/operations";
 import { caller } from "../shared/caller";
 import {
+  changeKeyResponseSchema,
+  changeKeySchema,
   changePasswordResponseSchema,
   changePasswordSchema,
   loginResponseSchema,
@@ -109,6 +111,30 @@ export const authOperations: OperationGroup<AuthRouteDeps> = {
         await auth.changePassword(caller(res), body, requestContext(req).ip);
         return {};
       },
+    }),
+  ],
+};
+
+/**
+ * The key change: under /users as the contract has it, declared here because it is an account
+ * credential change like the password's (checked and throttled the same way, ending other sessions).
+ */
+export const accountKeyOperations: OperationGroup<AuthRouteDeps> = {
+  prefix: "/users",
+  tag: "Users",
+  operations: [
+    operation({
+      operationId: "changeKey",
+      method: "post",
+      path: "/key",
+      summary: "Replace the identity key",
+      description:
+        "The new key is bound to the account in the key-transparency log (merged within seconds: GET /transparency/proof/{userId} answers `pending: true` until then). Every other session of the account ends (its sockets are disconnected); the caller's stays. Every contact, either way (users the caller has added and users who added the caller), gets `key_changed` `{ userId, publicKey }`, durable until acknowledged. A wrong `currentPassword` is 401 and counts as a failed login against the login limits (429 with `Retry-After`).",
+      auth: "session",
+      body: changeKeySchema,
+      success: { status: 200, description: "Key replaced; the caller's profile with the new key", schema: changeKeyResponseSchema },
+      errors: ["UNAUTHORIZED", "RATE_LIMITED"],
+      handle: ({ body, req, res }, { auth }) => auth.changeKey(caller(res), body, requestContext(req).ip),
     }),
   ],
 };

@@ -66,6 +66,12 @@ export const changePasswordSchema = z.object({
 });
 export type ChangePasswordInput = z.infer<typeof changePasswordSchema>;
 
+export const changeKeySchema = z.object({
+  publicKey: publicKeySchema.describe("The new identity key: PEM SPKI EC public key on P-256 or P-384, stored exactly as sent"),
+  currentPassword: presentedPasswordSchema,
+});
+export type ChangeKeyInput = z.infer<typeof changeKeySchema>;
+
 export const refreshSchema = z.object({
   refreshToken: text().min(1, "is required").max(512, "is too long"),
 });
@@ -86,3 +92,4 @@ export const logoutAllResponseSchema = succeeded({
   revokedSessions: z.number().int().min(0).describe("How many sessions ended, the caller's included"),
 });
 export const changePasswordResponseSchema = succeeded({});
+export const changeKeyResponseSchema = succeeded({ user: profileSchema });

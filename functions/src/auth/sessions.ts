@@ -49,7 +49,7 @@ const DEVICE_LIST_READS = 100;
 /** Firestore's limit on the writes of one batch. */
 const BATCH_WRITES = 500;
 
-export type RevokeReason = "logout" | "logout_all" | "password_changed" | "refresh_token_reuse" | "device_removed";
+export type RevokeReason = "logout" | "logout_all" | "password_changed" | "key_changed" | "refresh_token_reuse" | "device_removed";
 
 /**
  * A session check that a caller runs inside its own transaction, reading the session document with

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { authOperations } from "../auth/routes";
+import { accountKeyOperations, authOperations } from "../auth/routes";
 import { deviceOperations } from "../devices/routes";
 import { deviceSchema, linkRequestViewSchema } from "../devices/schema";
 import { fileOperations } from "../files/routes";
@@ -13,6 +13,8 @@ import { ERROR_CODES, type ErrorCode } from "../shared/errors";
 import { healthOperations } from "../shared/health";
 import type { Operation, OperationGroup } from "../shared/operations";
 import { doneResponseSchema, errorEnvelopeSchema, errorSchema } from "../shared/responses";
+import { transparencyOperations } from "../transparency/routes";
+import { signedHeadSchema } from "../transparency/schema";
 import { userOperations } from "../users/routes";
 import { contactSchema, profileSchema, publicUserSchema } from "../users/presenters";
 import { referenceOperations } from "./routes";
@@ -34,21 +36,24 @@ const GROUPS: Array<OperationGroup<never>> = [
   referenceOperations,
   authOperations,
   userOperations,
+  accountKeyOperations,
   messageOperations,
   keyExchangeOperations,
   fileOperations,
   deviceOperations,
+  transparencyOperations,
 ];
 
 /** The document's tags: one per group, described here, in the order the reference page shows them. */
 const TAGS: Record<string, string> = {
   Health: "Liveness of the API and of Firestore.",
   Auth: "Registration, login, token refresh, logout and password change.",
-  Users: "The caller's profile, contacts and user search.",
+  Users: "The caller's profile, contacts, user search and identity key change.",
   Messages: "Encrypted messages: send and read history. Realtime delivery is over Socket.IO (x-socket-events).",
   KeyExchange: "ECDH over signed ephemeral keys; the server verifies and relays, never sees a private key.",
   Files: "Encrypted file sharing between an uploader and a receiver.",
   Devices: "The account's signed-in devices, and linking a new one: the identity key moves end to end encrypted, the server relays opaque bytes.",
+  Transparency: "The key-transparency log: every identity key ever bound to an account, in an RFC 9162 Merkle tree with signed heads and proofs a client verifies.",
   Reference: "This document.",
 };
 
@@ -76,6 +81,7 @@ const NAMED_OUTPUTS: Array<[z.ZodType, string]> = [
   [exchangeViewSchema, "KeyExchange"],
   [deviceSchema, "Device"],
   [linkRequestViewSchema, "LinkRequest"],
+  [signedHeadSchema, "SignedTreeHead"],
   [errorEnvelopeSchema, "ErrorEnvelope"],
   [errorSchema, "ErrorBody"],
   [presenceEventSchema, "PresenceEvent"],

@@ -3,18 +3,21 @@ import type { KeyExchangeService } from "../keyexchange/service";
 import type { MessageRepository } from "../messages/repository";
 import type { Clock } from "../shared/clock";
 import { noTelemetry, type Telemetry } from "../telemetry/telemetry";
+import type { KeyChangeNotices } from "../users/key-notices";
 import type { UserEvents } from "./events";
 
 /**
  * Acknowledgements and receipts. Each of the receiver's devices acknowledges a message for itself (it
  * leaves that device's backlog); the first device's acknowledgement (on any instance) also marks it
  * delivered and sends the sender one `message_delivered`; later ones send nothing. Key-exchange notices are acknowledged per device the same way, without a receipt; an acknowledged
- * `message_expired` notice is deleted (only its sender's acknowledgement counts), and so is an acknowledged
- * device-link answer's payload (only the requester device's acknowledgement counts).
+ * `message_expired` notice is deleted (only its sender's acknowledgement counts), so is an acknowledged
+ * device-link answer's payload (only the requester device's acknowledgement counts), and a `key_changed`
+ * notice (only its recipient's: one device's acknowledgement counts for the account).
  */
 export function createAcknowledgements(
   messages: MessageRepository,
   keyExchanges: KeyExchangeService,
+  keyNotices: KeyChangeNotices,
   events: UserEvents,
   clock: Clock,
   devices: Pick<DeviceService, "acknowledge">,
@@ -37,7 +40,12 @@ export function createAcknowledgements(
       await messages.acknowledgeExpiryNotice(senderId, messageId);
     },
 
-    keyExchange(userId: string, deviceId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
+    /** Only the recipient's own acknowledgement of the newest key deletes the notice. */
+    keyChanged(recipientId: string, userId: string, publicKey: string): Promise<void> {
+      return keyNotices.acknowledge(recipientId, userId, publicKey);
+    },
+
+        keyExchange(userId: string, deviceId: string, exchangeId: string, what: "request" | "response"): Promise<void> {
       return keyExchanges.acknowledge(userId, deviceId, exchangeId, what);
     },
 

@@ -10,6 +10,7 @@ import { errors } from "../shared/errors";
 import { deviceIdOf } from "../shared/ids";
 import type { Logger } from "../shared/logger";
 import { isInAudience, type DeviceAudience } from "../shared/user-events";
+import type { KeyChangeNotices } from "../users/key-notices";
 import type { Acknowledgements } from "./acknowledgements";
 import type { UserEvent } from "./events";
 import type { RelayServer, RelaySocket } from "./schema";
@@ -201,7 +202,7 @@ export class SocketDelivery {
 }
 
 /** The events that are durable notices: sent per socket, acknowledged with the ack callback. */
-type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired" | "device_link_approved" | "device_link_rejected";
+type NoticeType = "key_exchange_request" | "key_exchange_response" | "message_expired" | "device_link_approved" | "device_link_rejected" | "key_changed";
 
 /** The room of a user's sockets on this instance: the relay's only way of finding them. */
 export const userRoom = (userId: string) => `user:${userId}`;
@@ -212,6 +213,7 @@ const FORWARDED_EVENTS = new Set(["typing_indicator", "user_online", "user_offli
 export interface DeliveryDeps {
   io: RelayServer;
   messages: MessageRepository;
+  keyNotices: KeyChangeNotices;
   keyExchanges: KeyExchangeService;
   /** Device-link answers owed to a requester device (devices/service.ts). */
   devices: Pick<DeviceService, "owedTo">;
@@ -224,7 +226,7 @@ export interface DeliveryDeps {
  * Delivery on this instance: each authenticated socket is in its user's room and has a SocketDelivery;
  * the instance's event feed hands every event here, and it goes to the sockets in its user's room.
  */
-export function createDelivery({ io, messages, keyExchanges, devices, acknowledgements, logger, clock }: DeliveryDeps) {
+export function createDelivery({ io, messages, keyNotices, keyExchanges, devices, acknowledgements, logger, clock }: DeliveryDeps) {
   const deliveries = new Map<string, SocketDelivery>();
   const owedReads = new ConcurrencyLimit(CONCURRENT_OWED_READS);
   const inTurn = <T>(read: () => Promise<T>) => owedReads.run(read);
@@ -244,6 +246,15 @@ export function createDelivery({ io, messages, keyExchanges, devices, acknowledg
       acknowledgements
         .keyExchange(userId, deviceIdOf(socket.data.sessionId!), exchangeId, type === "key_exchange_request" ? "request" : "response")
         .catch((error: Error) => logger.warn("key exchange acknowledgement failed", { userId, exchangeId, error }));
+    });
+  }
+
+  function sendKeyChanged(socket: RelaySocket, recipientId: string, payload: { userId: string; publicKey: string }) {
+    // Keyed by the key itself: a second change of the same user is a new notice on this socket.
+    deliveries.get(socket.id)?.sendNotice("key_changed", `${payload.userId}:${payload.publicKey}`, payload, () => {
+      acknowledgements
+        .keyChanged(recipientId, payload.userId, payload.publicKey)
+        .catch((error: Error) => logger.warn("key_changed acknowledgement failed", { userId: recipientId, changedUserId: payload.userId, error }));
     });
   }
 
@@ -283,24 +294,26 @@ export function createDelivery({ io, messages, keyExchanges, devices, acknowledg
     /**
      * What the user is owed since before this socket: pending key-exchange notices, unacknowledged
      * `message_expired` notices (oldest expiry first), this device's unacknowledged device-link answers,
-     * then the message backlog.
+     * unacknowledged `key_changed` notices, then the message backlog.
      */
     async deliverOwed(socket: RelaySocket, userId: string): Promise<void> {
       const delivery = deliveries.get(socket.id);
       if (!delivery) return;
       try {
         // Both notice lists in one turn: a socket of a reconnect storm queues once for them, not twice.
-        const [exchanges, expiries, deviceLinks] = await inTurn(
+        const [exchanges, expiries, deviceLinks, keyChanges] = await inTurn(
           async () =>
             [
               await keyExchanges.undeliveredEvents(userId, deviceIdOf(socket.data.sessionId!)),
               await messages.expiryNoticesFor(userId),
               await devices.owedTo(userId, deviceIdOf(socket.data.sessionId!)),
+              await keyNotices.noticesFor(userId),
             ] as const,
         );
         for (const owed of exchanges) sendKeyExchange(socket, userId, owed.type, owed.payload);
         for (const notice of expiries) sendMessageExpired(socket, userId, messageExpiredEvent(notice));
         for (const owed of deviceLinks) sendDeviceLink(socket, userId, owed.type, owed.payload);
+        for (const notice of keyChanges) sendKeyChanged(socket, userId, { userId: notice.userId, publicKey: notice.publicKey });
         await delivery.deliverBacklog();
       } catch (error) {
         logger.warn("backlog delivery failed; dropping the socket so it reconnects", { userId, error });
@@ -334,6 +347,9 @@ export function createDelivery({ io, messages, keyExchanges, devices, acknowledg
         for (const socket of socketsOf(event.userId, audience)) sendKeyExchange(socket, event.userId, event.type, event.payload);
       } else if (event.type === "device_link_approved" || event.type === "device_link_rejected") {
         for (const socket of socketsOf(event.userId, audience)) sendDeviceLink(socket, event.userId, event.type, event.payload);
+      } else if (event.type === "key_changed") {
+        const payload = { userId: String(event.payload.userId), publicKey: String(event.payload.publicKey) };
+        for (const socket of socketsOf(event.userId, audience)) sendKeyChanged(socket, event.userId, payload);
       } else if (event.type === "message_expired") {
         for (const socket of socketsOf(event.userId, audience)) sendMessageExpired(socket, event.userId, event.payload);
       } else if (FORWARDED_EVENTS.has(event.type)) {

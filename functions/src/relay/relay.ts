@@ -19,6 +19,8 @@ import type { Logger } from "../shared/logger";
 import { canJoinRoom } from "../shared/policies";
 import { parseInput } from "../shared/validation";
 import { errorCodeOf, type Telemetry } from "../telemetry/telemetry";
+import { SEQUENCER_INTERVAL_MS, type Sequencer } from "../transparency/sequencer";
+import type { KeyChangeNotices } from "../users/key-notices";
 import type { UserRepository } from "../users/repository";
 import { createAcknowledgements } from "./acknowledgements";
 import { createSocketAuthentication } from "./authentication";
@@ -39,6 +41,8 @@ import { createTyping } from "./typing";
  * - acknowledgements.ts  acks mark messages delivered and send the sender's receipt
  * - the message expiry sweep (messages/expiry-sweep.ts), run here so a connected sender hears of an
  *   expired message within MESSAGE_EXPIRY_SWEEP_MS, wherever the relay runs
+ * - the key-transparency sequencer (transparency/sequencer.ts), run here because the relay is always on
+ *   (Cloud Run; the local stack): bindings reach a signed head within about SEQUENCER_INTERVAL_MS
  * - typing.ts, presence.ts, limits.ts, shutdown.ts
  * - event-feed.ts, events.ts  the instance's one Firestore listener, and how events are addressed to it
  * Nothing depends on sender and receiver sharing a process: see events.ts and messages/repository.ts.
@@ -62,6 +66,10 @@ export interface RelayDeps {
   users: UserRepository;
   events: UserEvents;
   telemetry: Telemetry;
+  /** Unacknowledged `key_changed` notices, read on connection. */
+  keyNotices: KeyChangeNotices;
+  /** Merges queued key bindings into the transparency log (run every `sequencerIntervalMs`). */
+  sequencer: Sequencer;
 }
 
 export interface RelayOptions {
@@ -73,6 +81,8 @@ export interface RelayOptions {
   eventFeedRollMs?: number;
   /** How often this instance sweeps expired messages (default MESSAGE_EXPIRY_SWEEP_MS; 0: never). */
   expirySweepMs?: number;
+  /** How often this instance runs the transparency sequencer (default SEQUENCER_INTERVAL_MS; 0: never). */
+  sequencerIntervalMs?: number;
 }
 
 export interface RelayStats {
@@ -96,7 +106,7 @@ export interface Relay {
 }
 
 export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, options: RelayOptions = {}): Promise<Relay> {
-  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, devices, telemetry } = deps;
+  const { config, logger, authenticate, sessions, sender, messages, events, users, clock, db, keyExchanges, messageExpiry, devices, keyNotices, sequencer, telemetry } = deps;
   const instanceId = options.instanceId ?? `relay_${randomBytes(12).toString("base64url")}`;
   const authTimeoutMs = options.authTimeoutMs ?? 10_000;
   const limits = new SocketLimits(config.rateLimits, config.sockets, clock, config.trustProxyHops);
@@ -114,8 +124,8 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   const presence = new PresenceTracker(db, clock, instanceId, users, events, logger, options.presenceTiming ?? DEFAULT_PRESENCE_TIMING);
   await presence.start();
   const connectedUsers = new ConnectedUsers(presence, logger);
-  const acknowledgements = createAcknowledgements(messages, keyExchanges, events, clock, devices, telemetry);
-  const delivery = createDelivery({ io, messages, keyExchanges, devices, acknowledgements, logger, clock });
+  const acknowledgements = createAcknowledgements(messages, keyExchanges, keyNotices, events, clock, devices, telemetry);
+  const delivery = createDelivery({ io, messages, keyNotices, keyExchanges, devices, acknowledgements, logger, clock });
   // This instance's metrics and socket spans (read when metrics are collected, after the feed is open).
   const observed = telemetry.relay(instanceId, Object.keys(CLIENT_EVENTS), {
     sockets: () => io.of("/").sockets.size,
@@ -141,6 +151,9 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
   // (messages/repository.ts expire); more instances only make the notice come sooner.
   const expirySweepMs = options.expirySweepMs ?? MESSAGE_EXPIRY_SWEEP_MS;
   const expirySweep = expirySweepMs > 0 ? runExpirySweepEvery(messageExpiry, expirySweepMs, logger) : undefined;
+  // Every instance ticks; the sequencer's lease lets one merge at a time.
+  const sequencerIntervalMs = options.sequencerIntervalMs ?? SEQUENCER_INTERVAL_MS;
+  const sequencing = sequencerIntervalMs > 0 ? sequencer.runEvery(sequencerIntervalMs) : undefined;
   let closing = false;
 
   const authentication = createSocketAuthentication({
@@ -276,6 +289,7 @@ export async function attachRelay(httpServer: HttpServer, deps: RelayDeps, optio
       closing = true;
       observed.stop();
       await expirySweep?.stop();
+      await sequencing?.stop();
       stopLocalEvents();
       await shutDownRelay({ io, eventFeed, connectedUsers, presence }, { handOff });
     },

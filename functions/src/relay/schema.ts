@@ -57,6 +57,11 @@ export const fileDeletedSchema = z.object({
     .describe("`downloaded`: the receiver's first complete download of a `deleteAfterDownload` file; `expired`: its `expiresAt` passed"),
 });
 
+export const keyChangedSchema = z.object({
+  userId: idOf("user"),
+  publicKey: z.string().describe("The user's new identity key (PEM SPKI), as the key-transparency log binds it"),
+});
+
 export const typingIndicatorSchema = z.object({
   fromUserId: idOf("user"),
   toUserId: idOf("user"),
@@ -167,6 +172,12 @@ export const SERVER_EVENTS = {
   user_online: { description: "A mutual contact (each has the other as a contact, neither blocks the other) came online.", payload: presenceEventSchema },
   user_offline: { description: "A mutual contact went offline.", payload: presenceEventSchema },
   typing_indicator: { description: "A mutual contact is typing to you (or stopped).", payload: typingIndicatorSchema },
+  key_changed: {
+    description:
+      "To every contact of a user (users they added and users who added them) when that user replaced their identity key (POST /users/key). Durable: at once if connected, else on the next connection, until acknowledged with the ack callback. Before trusting the new key, verify it in the key-transparency log (GET /transparency/proof/{userId}) and tell the person their contact's key changed.",
+    payload: keyChangedSchema,
+    clientAcks: true,
+  },
   file_deleted: {
     description:
       "To the uploader of a file, when it was deleted after the receiver's complete download or at its expiry (the uploader's own delete sends none). Once per file, to the sockets connected then; both parties get 410 FILE_GONE for it from then on.",

@@ -68,6 +68,22 @@ import type { Firestore, Settings } from "firebase-admin/firestore";
  * fileUsage/{userId}                  bytes, files: the live files the user uploaded, counted against
  *                                     the quota; changed only in the transactions that create and
  *                                     delete files records
+ * transparencyQueue/{bindingId}      userId, leaf (the binding's exact JSON), queuedAt: a binding
+ *                                     waiting for the sequencer; written in the transaction that
+ *                                     registers the account or changes its key, deleted by the merge
+ * transparencyLeaves/{leafIndex}      leafIndex, userId, leaf, bindingId: the key-transparency log's
+ *                                     leaves (transparency/repository.ts)
+ * transparencyUsers/{userId}          leafIndices: where a user's leaves are; queued: how many of the
+ *                                     user's bindings wait (a proof reads by id only, no query)
+ * transparencyNodes/L{level}-{index}  hash (base64): a complete perfect subtree, immutable; every proof
+ *                                     of any tree size reads O(log n) of them
+ * transparencyHeads/{treeSize}        treeSize, rootHash, timestamp, signature: every signed head
+ *                                     ever published
+ * transparencyLog/head                the latest signed head; transparencyLog/lease: holder, expiresAt
+ *                                     (the sequencer's lease, one merger at a time)
+ * keyChangeNotices/{recipientId__userId}  recipientId, userId, publicKey, version, changedAt: a
+ *                                     `key_changed` notice the recipient has not acknowledged yet (the
+ *                                     newest key of that user; deleted on acknowledgement)
  *
  * Fields named expiresAt hold a Firestore Timestamp. Those marked (TTL) carry a TTL policy in
  * production (TTL_FIELDS below, firestore.indexes.json, docs/DEPLOY.md), so expired records disappear
@@ -78,7 +94,7 @@ import type { Firestore, Settings } from "firebase-admin/firestore";
  *
  * Indexes (firestore.indexes.json): the composite ones the queries need, and Firestore's automatic
  * single-field ones except on fields no query reads alone: large opaque values (ciphertext, keys,
- * signatures, event payloads) and times written in increasing order (an index on those would cap a
+ * signatures, event payloads, transparency leaves and hashes) and times written in increasing order (an index on those would cap a
  * collection at about 500 writes/s).
  */
 export const COLLECTIONS = {
@@ -101,6 +117,13 @@ export const COLLECTIONS = {
   files: "files",
   fileUsage: "fileUsage",
   fileTombstones: "fileTombstones",
+  transparencyQueue: "transparencyQueue",
+  transparencyLeaves: "transparencyLeaves",
+  transparencyNodes: "transparencyNodes",
+  transparencyHeads: "transparencyHeads",
+  transparencyUsers: "transparencyUsers",
+  transparencyLog: "transparencyLog",
+  keyChangeNotices: "keyChangeNotices",
 } as const;
 
 /** The TTL policies production needs: Firestore deletes a document some time after its field's time. */

@@ -19,7 +19,8 @@ export type UserEventType =
   | "message_sent"
   | "device_link_request"
   | "device_link_approved"
-  | "device_link_rejected";
+  | "device_link_rejected"
+  | "key_changed";
 
 /**
  * Which of the user's devices (CONTRACT.md "Devices") an event is for: all of them when absent, one

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { FieldPath, Timestamp, type DocumentReference, type Firestore } from "firebase-admin/firestore";
+import { FieldPath, Timestamp, type DocumentReference, type Firestore, type Transaction } from "firebase-admin/firestore";
 import { AppError } from "../shared/errors";
 import { COLLECTIONS, FIRESTORE_CODES, firestoreCodeOf } from "../shared/firestore";
 import type { PresenceFacts } from "../shared/policies";
@@ -94,8 +94,11 @@ export class UserRepository {
     this.usernames = db.collection(COLLECTIONS.usernames);
   }
 
-  /** Creates the user and claims its email and username in one transaction. */
-  async create(user: NewUser): Promise<UserRecord> {
+  /**
+   * Creates the user and claims its email and username in one transaction; `alsoWrite` adds the
+   * caller's own writes to it (the key-transparency binding), so they happen exactly when the user does.
+   */
+  async create(user: NewUser, alsoWrite?: (tx: Transaction) => void): Promise<UserRecord> {
     const stored = storedUserOf(user);
     const emailRef = this.emails.doc(emailClaimId(user.email));
     const usernameRef = this.usernames.doc(stored.usernameLower);
@@ -108,6 +111,7 @@ export class UserRepository {
       tx.create(this.users.doc(user.id), stored);
       tx.create(emailRef, { userId: user.id });
       tx.create(usernameRef, { userId: user.id });
+      alsoWrite?.(tx);
     });
     return fromStored(user.id, stored);
   }
@@ -127,6 +131,29 @@ export class UserRepository {
     const claim = await this.usernames.doc(username.toLowerCase()).get();
     const userId = claim.get("userId") as string | undefined;
     return userId ? this.findById(userId) : undefined;
+  }
+
+  /**
+   * Replaces the user's identity key in one transaction and answers its version (the account's keys
+   * counted from 1). `alsoWrite` gets that version and adds the caller's writes (the binding) to it.
+   * `changeId` is minted by the caller: a retried attempt whose first one committed finds it and writes nothing.
+   */
+  async replacePublicKey(
+    userId: string,
+    publicKey: string,
+    changeId: string,
+    alsoWrite: (tx: Transaction, version: number) => void,
+  ): Promise<number | undefined> {
+    const ref = this.users.doc(userId);
+    return this.db.runTransaction(async (tx) => {
+      const snapshot = await tx.get(ref);
+      if (!snapshot.exists) return undefined;
+      const version = (snapshot.get("keyVersion") as number | undefined) ?? 1;
+      if (snapshot.get("keyChangeId") === changeId) return version;
+      tx.update(ref, { publicKey, keyVersion: version + 1, keyChangeId: changeId });
+      alsoWrite(tx, version + 1);
+      return version + 1;
+    });
   }
 
   async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
@@ -206,6 +233,20 @@ export class UserRepository {
       if (firestoreCodeOf(error) === FIRESTORE_CODES.ALREADY_EXISTS) return false;
       throw error;
     }
+  }
+
+  /**
+   * Everyone related to the user by a contact link either way: the user's contacts, and the users
+   * who have the user as a contact (those who would encrypt to the user's key). Who hears `key_changed`.
+   */
+  async contactsEitherWay(userId: string): Promise<string[]> {
+    const [mine, theirs] = await Promise.all([
+      this.contactsOf(userId).select().get(),
+      this.db.collectionGroup(COLLECTIONS.contacts).where("contactUserId", "==", userId).select().get(),
+    ]);
+    const ids = new Set([...mine.docs.map((doc) => doc.id), ...theirs.docs.map((doc) => doc.ref.parent.parent!.id)]);
+    ids.delete(userId);
+    return [...ids];
   }
 
   /**
