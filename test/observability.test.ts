@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../functions/src/config";
 import { createTelemetry } from "../functions/src/telemetry/telemetry";
@@ -200,7 +200,12 @@ describe("the Cloud Function's telemetry", () => {
   it("when it is made for production, then it has no /metrics or /status to serve (they are the local stack's only)", () => {
     process.env.METADATA_SERVER_DETECTION ??= "none"; // the resource detector must not look for a metadata server here
     // An hour between exports: nothing is pushed while the test runs (there is nothing to push it to).
-    const config = loadConfig("production", { FIREBASE_PROJECT_ID: "demo-prod", JWT_SECRET: "x".repeat(40), METRICS_EXPORT_INTERVAL_SECONDS: "3600" });
+    const logKey = generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const config = loadConfig(
+      "production",
+      { FIREBASE_PROJECT_ID: "demo-prod", JWT_SECRET: "x".repeat(40), METRICS_EXPORT_INTERVAL_SECONDS: "3600" },
+      { transparencyLogKey: logKey },
+    );
     const telemetry = createTelemetry(config, { service: "messenger-api" });
     expect(telemetry.enabled).toBe(true);
     expect(telemetry.localRoutes).toBeUndefined();

@@ -7,7 +7,14 @@ import { ID_PATTERN, type IdPrefix } from "./ids";
  * field. Values are never echoed back: they may be passwords, keys or ciphertext.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, source = "body"): z.infer<S> {
-  const result = schema.safeParse(input);
+  let result: z.ZodSafeParseResult<z.infer<S>>;
+  try {
+    result = schema.safeParse(input) as z.ZodSafeParseResult<z.infer<S>>;
+  } catch {
+    // zod runs a string's length checks on any value with a `length` (it does not stop at the type
+    // error), so `{ "email": { "length": {} } }` throws inside safeParse: found by test/security/fuzz.test.ts.
+    throw errors.validation(source, `Invalid ${source}: a field has the wrong type`);
+  }
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const field = issue.path.length > 0 ? issue.path.map(String).join(".") : source;
