@@ -40,6 +40,11 @@ export interface AppendResult {
   rateLimit?: RateLimitDecision;
   /** The send was a retry of a message already stored (`record` is that message): nothing was written. */
   duplicate: boolean;
+  /**
+   * The sender had a socket on some relay instance when the message was stored (its presence document,
+   * read in the same transaction): only then can another of its devices need `message_sent`.
+   */
+  senderConnected?: boolean;
 }
 
 /** What a send is decided against besides what it reads: the time (read on each attempt) and the pair's rate. */
@@ -136,10 +141,13 @@ export class MessageRepository {
     const nonceRef = this.nonces.doc(nonceDocId(senderId, draft.sent.nonce));
     const messageRef = this.messages.doc(messageId);
     const presenceRef = this.routing.presenceRef(receiverId);
-    const refs = [pairRef, nonceRef, this.users.doc(receiverId), messageRef, presenceRef, blockRefOf(this.db, receiverId, senderId)];
+    // The sender's presence too: read with the rest (no extra round trip), it spares a sender with no
+    // socket the read that publishing `message_sent` would cost (messages/send.ts).
+    const senderPresenceRef = this.routing.presenceRef(senderId);
+    const refs = [pairRef, nonceRef, this.users.doc(receiverId), messageRef, presenceRef, blockRefOf(this.db, receiverId, senderId), senderPresenceRef];
 
     return this.db.runTransaction(async (tx) => {
-      const [pair, nonce, receiver, own, presence, block, sessionSnap] = await tx.getAll(...refs, ...(session ? [session.ref] : []));
+      const [pair, nonce, receiver, own, presence, block, senderPresence, sessionSnap] = await tx.getAll(...refs, ...(session ? [session.ref] : []));
       const retryState = await this.retryState(nonce!, sessionSnap, session, (ref) => tx.get(ref));
       const now = terms.now();
       const state = {
@@ -153,7 +161,7 @@ export class MessageRepository {
       const decision = decideSend(state, draft, now, terms.rate);
       // Thrown inside the transaction, a refusal rolls it back: nothing is written.
       if (decision.kind === "refused") throw decision.error;
-      const result = appendResultOf(decision, messageId);
+      const result = { ...appendResultOf(decision, messageId), senderConnected: this.routing.isConnected(senderPresence) };
       if (decision.kind === "store") {
         tx.set(pairRef, decision.counter);
         tx.create(messageRef, decision.message);

@@ -42,7 +42,8 @@ export class MessageSender {
    */
   async send(senderId: string, input: SendMessageInput, session?: SessionGuard, fromDevice?: string): Promise<AppendResult> {
     const result = await this.store(senderId, input, session);
-    if (!result.duplicate) await this.tellOtherDevices(senderId, result, fromDevice);
+    // A sender with no socket anywhere has no other device to tell (the store read its presence).
+    if (!result.duplicate && result.senderConnected) await this.tellOtherDevices(senderId, result, fromDevice);
     return result;
   }
 

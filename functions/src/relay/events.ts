@@ -66,6 +66,10 @@ export class UserEvents implements UserEventPublisher, MessageRouting {
     this.instances = db.collection(COLLECTIONS.relayInstances);
   }
 
+  isConnected(presence: DocumentSnapshot | undefined): boolean {
+    return instancesIn(presence).length > 0;
+  }
+
   presenceRef(userId: string) {
     return this.presence.doc(userId);
   }

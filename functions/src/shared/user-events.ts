@@ -59,6 +59,8 @@ export interface RoutedMessage {
 export interface MessageRouting {
   /** The receiver's presence document, for the transaction to read with its other reads. */
   presenceRef(userId: string): DocumentReference;
+  /** Whether a presence document lists any relay instance (the user has a socket somewhere). */
+  isConnected(presence: DocumentSnapshot | undefined): boolean;
   /** A `message_received` event to each relay instance listed in that presence document, for the devices in `audience`. */
   routeMessage(tx: Transaction, receiverPresence: DocumentSnapshot | undefined, message: RoutedMessage, nowMs: number, audience?: DeviceAudience): void;
 }
