@@ -90,7 +90,7 @@ async function mintUsersWith(db, services, count) {
     }
     await batch.commit();
     for (const id of chunk) {
-      const { sessionId } = await services.sessions.create(id);
+      const { sessionId } = await services.sessions.create(id, "bench device");
       users.push({ id, token: services.tokens.issue({ userId: id, sessionId }).token });
     }
   }
