@@ -261,12 +261,16 @@ export function createSessionStore(
       const snapshot = await sessions.where("userId", "==", userId).where("revokedAt", "==", null).get();
       const ending = snapshot.docs.filter((doc) => doc.id !== exceptSessionId && activeFor(doc, userId));
       const revokedAt = Timestamp.fromDate(clock.now());
-      for (let start = 0; start < ending.length; start += BATCH_WRITES) {
+      // The last batch also takes the ended devices off the user's list: one commit fewer than a write of its own.
+      const perBatch = BATCH_WRITES - 1;
+      for (let start = 0; start < ending.length; start += perBatch) {
         const batch = db.batch();
-        for (const doc of ending.slice(start, start + BATCH_WRITES)) batch.update(doc.ref, { revokedAt, revokeReason: reason });
+        for (const doc of ending.slice(start, start + perBatch)) batch.update(doc.ref, { revokedAt, revokeReason: reason });
+        if (start + perBatch >= ending.length) {
+          batch.update(users.doc(userId), { [DEVICE_IDS_FIELD]: FieldValue.arrayRemove(...ending.map((doc) => deviceIdOf(doc.id))) });
+        }
         await batch.commit();
       }
-      await forgetDevices(userId, ending.map((doc) => doc.id));
       await Promise.all(ending.map((doc) => announceRevoked(doc.id, userId)));
       return ending.length;
     },
